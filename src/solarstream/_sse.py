@@ -1,0 +1,150 @@
+"""An incremental server-sent-events decoder: bytes in, events out. Pure: no I/O, no clock.
+
+Follows the WHATWG event-stream rules: lines end in CRLF, LF or CR (also when the CR and the
+LF arrive in different reads); one leading BOM is stripped; ``:`` lines are comments; a field
+without a colon has an empty value; one space after the colon is removed; ``data`` lines
+accumulate joined by ``\\n``; a blank line dispatches only if data was seen; ``retry`` counts
+only if all ASCII digits; an ``id`` containing NUL is ignored; an unterminated event at EOF is
+discarded. Lines are split on bytes and decoded whole, so a UTF-8 character split across reads
+is safe. There is no per-line limit, only a cap on one event's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import StreamError
+
+__all__ = ["DEFAULT_MAX_EVENT_SIZE", "SSEDecoder", "ServerSentEvent"]
+
+DEFAULT_MAX_EVENT_SIZE = 16 * 1024 * 1024
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSentEvent:
+    data: str
+    event: str = "message"
+    id: str = ""
+    retry: int | None = None
+
+
+class SSEDecoder:
+    """Feed it network reads in order; it returns the events each read completes."""
+
+    __slots__ = (
+        "_bom_pending",
+        "_data",
+        "_event",
+        "_last_id",
+        "_max_event_size",
+        "_partial",
+        "_retry",
+        "_size",
+        "_skip_lf",
+        "comments",
+    )
+
+    def __init__(self, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        self._max_event_size = max_event_size
+        self._partial = b""  # an unterminated line carried to the next read
+        self._skip_lf = False  # the last read ended in CR: a leading LF of the next read ends nothing
+        self._bom_pending = True
+        self._data: list[str] = []
+        self._size = 0
+        self._event = ""
+        self._last_id = ""
+        self._retry: int | None = None
+        #: Comment lines seen so far (servers send them as keep-alives).
+        self.comments = 0
+
+    @property
+    def pending(self) -> bool:
+        """Whether bytes of an event that has not been dispatched yet are held."""
+        return bool(self._partial or self._data or self._event)
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        if self._skip_lf and chunk:
+            self._skip_lf = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        buffer = self._partial + chunk if self._partial else chunk
+        if self._bom_pending:
+            if len(buffer) < len(_BOM) and _BOM.startswith(buffer):
+                self._partial = buffer  # could still be a BOM: wait for more
+                return []
+            self._bom_pending = False
+            if buffer.startswith(_BOM):
+                buffer = buffer[len(_BOM) :]
+        if b"\r" in buffer:
+            if buffer.endswith(b"\r"):
+                self._skip_lf = True
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = buffer.split(b"\n")
+        self._partial = lines.pop()
+        if len(self._partial) + self._size > self._max_event_size:
+            self._too_large()
+        events: list[ServerSentEvent] = []
+        for line in lines:
+            if not line:
+                if self._data:
+                    events.append(self._dispatch())
+                else:
+                    self._event = ""
+            elif line.startswith(b"data: "):
+                self._add_data(line[6:])
+            else:
+                self._field(line)
+        return events
+
+    def close(self) -> bool:
+        """End of stream. Returns whether an unterminated event was discarded."""
+        discarded = self.pending
+        self._partial = b""
+        self._data.clear()
+        self._size = 0
+        self._event = ""
+        return discarded
+
+    def _field(self, line: bytes) -> None:
+        name, colon, value = line.partition(b":")
+        if not name and colon:
+            self.comments += 1
+            return
+        if value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            self._add_data(value)
+        elif name == b"event":
+            self._event = value.decode("utf-8", "replace")
+        elif name == b"id":
+            if b"\0" not in value:
+                self._last_id = value.decode("utf-8", "replace")
+        elif name == b"retry":
+            if value and value.isdigit():  # bytes.isdigit is ASCII-only, as the spec wants
+                self._retry = int(value)
+        # any other field name is ignored
+
+    def _add_data(self, value: bytes) -> None:
+        self._size += len(value) + 1
+        if self._size > self._max_event_size:
+            self._too_large()
+        self._data.append(value.decode("utf-8", "replace"))
+
+    def _dispatch(self) -> ServerSentEvent:
+        data = self._data[0] if len(self._data) == 1 else "\n".join(self._data)
+        event = ServerSentEvent(data, self._event or "message", self._last_id, self._retry)
+        self._data.clear()
+        self._size = 0
+        self._event = ""
+        return event
+
+    def _too_large(self) -> None:
+        limit = self._max_event_size
+        self._partial = b""
+        self._data.clear()
+        self._size = 0
+        raise StreamError(
+            f"a server-sent event exceeded {limit} bytes; the stream is malformed "
+            "or the limit (max_event_size) is too low for it"
+        )

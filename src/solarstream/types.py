@@ -1,0 +1,478 @@
+"""Public data types: the seed's aliases, the typed stream events, and OpenAI-shaped objects.
+
+Chunk and completion objects are small ``__slots__`` classes built straight from the wire dict
+(no validation framework): they are built once per streamed chunk, so they must be cheap.
+``to_dict()`` gives back the JSON-ready OpenAI wire form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Union
+
+__all__ = [
+    "AsyncResult",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatCompletionMessage",
+    "Choice",
+    "ChoiceDelta",
+    "ChoiceDeltaToolCall",
+    "ChunkChoice",
+    "CreateResult",
+    "Finish",
+    "FunctionCall",
+    "Messages",
+    "Model",
+    "ReasoningDelta",
+    "StreamEvent",
+    "TextDelta",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolCalls",
+    "Usage",
+    "UsageReport",
+]
+
+Messages = list[dict[str, Any]]
+AsyncResult = AsyncIterator[str]
+CreateResult = Iterator[str]
+
+
+class _Record:
+    """Shared behaviour of the wire objects: equality, repr, and ``to_dict``."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.to_dict() == other.to_dict()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
+        return f"{type(self).__name__}({fields})"
+
+
+def _opt_dict(value: Any) -> dict[str, Any] | None:
+    return dict(value) if isinstance(value, Mapping) else None
+
+
+class Usage(_Record):
+    __slots__ = (
+        "completion_tokens",
+        "completion_tokens_details",
+        "prompt_tokens",
+        "prompt_tokens_details",
+        "total_tokens",
+    )
+
+    def __init__(
+        self,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        total_tokens: int = 0,
+        completion_tokens_details: dict[str, Any] | None = None,
+        prompt_tokens_details: dict[str, Any] | None = None,
+    ) -> None:
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
+        self.total_tokens = total_tokens
+        self.completion_tokens_details = completion_tokens_details
+        self.prompt_tokens_details = prompt_tokens_details
+
+    @property
+    def reasoning_tokens(self) -> int:
+        details = self.completion_tokens_details or {}
+        return int(details.get("reasoning_tokens") or 0)
+
+    @property
+    def cached_tokens(self) -> int:
+        details = self.prompt_tokens_details or {}
+        return int(details.get("cached_tokens") or 0)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Usage:
+        return cls(
+            int(d.get("prompt_tokens") or 0),
+            int(d.get("completion_tokens") or 0),
+            int(d.get("total_tokens") or 0),
+            _opt_dict(d.get("completion_tokens_details")),
+            _opt_dict(d.get("prompt_tokens_details")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+        if self.completion_tokens_details is not None:
+            out["completion_tokens_details"] = self.completion_tokens_details
+        if self.prompt_tokens_details is not None:
+            out["prompt_tokens_details"] = self.prompt_tokens_details
+        return out
+
+
+class FunctionCall(_Record):
+    __slots__ = ("arguments", "name")
+
+    def __init__(self, name: str | None = None, arguments: str | None = None) -> None:
+        self.name = name
+        self.arguments = arguments
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.name is not None:
+            out["name"] = self.name
+        if self.arguments is not None:
+            out["arguments"] = self.arguments
+        return out
+
+
+class ToolCall(_Record):
+    """A complete tool call: ``function.arguments`` is the whole JSON text."""
+
+    __slots__ = ("function", "id", "type")
+
+    def __init__(self, id: str, function: FunctionCall, type: str = "function") -> None:  # noqa: A002
+        self.id = id
+        self.type = type
+        self.function = function
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ToolCall:
+        fn = d.get("function") or {}
+        return cls(str(d.get("id") or ""), FunctionCall(fn.get("name"), fn.get("arguments") or ""),
+                   d.get("type") or "function")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "function": self.function.to_dict()}
+
+
+class ChoiceDeltaToolCall(_Record):
+    """A piece of a streamed tool call; pieces with the same ``index`` belong together."""
+
+    __slots__ = ("function", "id", "index", "type")
+
+    def __init__(
+        self, index: int, id: str | None = None, function: FunctionCall | None = None,  # noqa: A002
+        type: str | None = None,  # noqa: A002
+    ) -> None:
+        self.index = index
+        self.id = id
+        self.type = type
+        self.function = function
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ChoiceDeltaToolCall:
+        fn = d.get("function")
+        return cls(
+            int(d.get("index") or 0),
+            d.get("id"),
+            FunctionCall(fn.get("name"), fn.get("arguments")) if isinstance(fn, Mapping) else None,
+            d.get("type"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index}
+        if self.id is not None:
+            out["id"] = self.id
+        if self.type is not None:
+            out["type"] = self.type
+        if self.function is not None:
+            out["function"] = self.function.to_dict()
+        return out
+
+
+class ChoiceDelta(_Record):
+    __slots__ = ("content", "reasoning", "role", "tool_calls")
+
+    def __init__(
+        self,
+        role: str | None = None,
+        content: str | None = None,
+        reasoning: str | None = None,
+        tool_calls: list[ChoiceDeltaToolCall] | None = None,
+    ) -> None:
+        self.role = role
+        self.content = content
+        self.reasoning = reasoning
+        self.tool_calls = tool_calls
+
+    @property
+    def reasoning_content(self) -> str | None:
+        """The name some OpenAI-compatible servers use for ``reasoning``."""
+        return self.reasoning
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.role is not None:
+            out["role"] = self.role
+        if self.content is not None:
+            out["content"] = self.content
+        if self.reasoning is not None:
+            out["reasoning"] = self.reasoning
+        if self.tool_calls is not None:
+            out["tool_calls"] = [t.to_dict() for t in self.tool_calls]
+        return out
+
+
+class ChunkChoice(_Record):
+    __slots__ = ("delta", "finish_reason", "index", "logprobs")
+
+    def __init__(
+        self, index: int, delta: ChoiceDelta, finish_reason: str | None = None, logprobs: Any = None
+    ) -> None:
+        self.index = index
+        self.delta = delta
+        self.finish_reason = finish_reason
+        self.logprobs = logprobs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "delta": self.delta.to_dict(),
+            "logprobs": self.logprobs,
+            "finish_reason": self.finish_reason,
+        }
+
+
+def _chunk_choice(c: Mapping[str, Any]) -> ChunkChoice:
+    d = c.get("delta") or {}
+    calls = d.get("tool_calls")
+    delta = ChoiceDelta(
+        d.get("role"),
+        d.get("content"),
+        d.get("reasoning") if "reasoning" in d else d.get("reasoning_content"),
+        [ChoiceDeltaToolCall.from_dict(t) for t in calls] if calls else None,
+    )
+    return ChunkChoice(c.get("index") or 0, delta, c.get("finish_reason"), c.get("logprobs"))
+
+
+class ChatCompletionChunk(_Record):
+    """One streamed chunk, in the OpenAI SDK's attribute shape."""
+
+    __slots__ = ("choices", "created", "id", "model", "object", "system_fingerprint", "usage")
+
+    def __init__(
+        self,
+        id: str,  # noqa: A002
+        model: str,
+        created: int,
+        choices: list[ChunkChoice],
+        usage: Usage | None = None,
+        system_fingerprint: str | None = None,
+        object: str = "chat.completion.chunk",  # noqa: A002
+    ) -> None:
+        self.id = id
+        self.object = object
+        self.created = created
+        self.model = model
+        self.choices = choices
+        self.usage = usage
+        self.system_fingerprint = system_fingerprint
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ChatCompletionChunk:
+        usage = d.get("usage")
+        return cls(
+            d.get("id") or "",
+            d.get("model") or "",
+            d.get("created") or 0,
+            [_chunk_choice(c) for c in d.get("choices") or ()],
+            Usage.from_dict(usage) if usage else None,
+            d.get("system_fingerprint"),
+            d.get("object") or "chat.completion.chunk",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "object": self.object,
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": self.system_fingerprint,
+            "choices": [c.to_dict() for c in self.choices],
+        }
+        if self.usage is not None:
+            out["usage"] = self.usage.to_dict()
+        return out
+
+
+class ChatCompletionMessage(_Record):
+    __slots__ = ("content", "reasoning", "role", "tool_calls")
+
+    def __init__(
+        self,
+        content: str | None,
+        role: str = "assistant",
+        reasoning: str | None = None,
+        tool_calls: list[ToolCall] | None = None,
+    ) -> None:
+        self.role = role
+        self.content = content
+        self.reasoning = reasoning
+        self.tool_calls = tool_calls
+
+    @property
+    def reasoning_content(self) -> str | None:
+        return self.reasoning
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.reasoning is not None:
+            out["reasoning"] = self.reasoning
+        if self.tool_calls:
+            out["tool_calls"] = [t.to_dict() for t in self.tool_calls]
+        return out
+
+
+class Choice(_Record):
+    __slots__ = ("finish_reason", "index", "logprobs", "message")
+
+    def __init__(
+        self, index: int, message: ChatCompletionMessage, finish_reason: str | None, logprobs: Any = None
+    ) -> None:
+        self.index = index
+        self.message = message
+        self.finish_reason = finish_reason
+        self.logprobs = logprobs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "message": self.message.to_dict(),
+            "logprobs": self.logprobs,
+            "finish_reason": self.finish_reason,
+        }
+
+
+class ChatCompletion(_Record):
+    """A whole (non-streamed) answer, in the OpenAI SDK's attribute shape."""
+
+    __slots__ = ("choices", "created", "id", "model", "object", "system_fingerprint", "usage")
+
+    def __init__(
+        self,
+        id: str,  # noqa: A002
+        model: str,
+        created: int,
+        choices: list[Choice],
+        usage: Usage | None = None,
+        system_fingerprint: str | None = None,
+    ) -> None:
+        self.id = id
+        self.object = "chat.completion"
+        self.created = created
+        self.model = model
+        self.choices = choices
+        self.usage = usage
+        self.system_fingerprint = system_fingerprint
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ChatCompletion:
+        choices = []
+        for c in d.get("choices") or ():
+            m = c.get("message") or {}
+            calls = [ToolCall.from_dict(t) for t in m.get("tool_calls") or ()]
+            reasoning = m.get("reasoning") if "reasoning" in m else m.get("reasoning_content")
+            finish = c.get("finish_reason")
+            if calls and finish == "stop":
+                finish = "tool_calls"  # the API has answered "stop" for forced tool calls
+            message = ChatCompletionMessage(m.get("content"), m.get("role") or "assistant", reasoning,
+                                            calls or None)
+            choices.append(Choice(c.get("index") or 0, message, finish, c.get("logprobs")))
+        usage = d.get("usage")
+        return cls(
+            d.get("id") or "",
+            d.get("model") or "",
+            d.get("created") or 0,
+            choices,
+            Usage.from_dict(usage) if usage else None,
+            d.get("system_fingerprint"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "object": self.object,
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": self.system_fingerprint,
+            "choices": [c.to_dict() for c in self.choices],
+        }
+        if self.usage is not None:
+            out["usage"] = self.usage.to_dict()
+        return out
+
+
+class Model(_Record):
+    """An entry of ``GET /models``."""
+
+    __slots__ = ("created", "id", "object", "owned_by")
+
+    def __init__(self, id: str, created: int = 0, owned_by: str = "upstage") -> None:  # noqa: A002
+        self.id = id
+        self.object = "model"
+        self.created = created
+        self.owned_by = owned_by
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "object": self.object, "created": self.created, "owned_by": self.owned_by}
+
+
+# --- typed stream events -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of the answer."""
+
+    text: str
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """A piece of the model's reasoning (from ``reasoning`` or ``reasoning_content``)."""
+
+    text: str
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a tool call as it streams; ``arguments`` is a fragment of JSON text."""
+
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCalls:
+    """The complete tool calls, assembled from their deltas, sent once before ``Finish``."""
+
+    calls: tuple[ToolCall, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """Why generation stopped: ``stop``, ``length``, ``tool_calls`` (decided by the calls present)."""
+
+    reason: str
+    index: int = 0
+
+
+StreamEvent = Union[TextDelta, ReasoningDelta, ToolCallDelta, ToolCalls, UsageReport, Finish]
