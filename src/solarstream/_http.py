@@ -332,11 +332,11 @@ class HTTPClient:
                 return Response(resp, timeout)
             status_error = await _status_error(resp)
             if attempt < retry.max_retries and _retryable_status(status_error):
-                delay = _retry_delay(attempt, resp.headers, retry)
-                if delay is not None:
+                status_delay = _retry_delay(attempt, resp.headers, retry)
+                if status_delay is not None:
                     log.warning("retrying in %.2fs after %s (attempt %d of %d)",
-                                delay, status_error.message, attempt + 2, retry.max_retries + 1)
-                    await asyncio.sleep(delay)
+                                status_delay, status_error.message, attempt + 2, retry.max_retries + 1)
+                    await asyncio.sleep(status_delay)
                     attempt += 1
                     continue
             raise status_error
@@ -404,7 +404,7 @@ def _retryable_connection_error(exc: BaseException) -> bool:
 
 
 def _backoff(attempt: int, retry: RetryPolicy) -> float:
-    ceiling = min(retry.backoff_max, retry.backoff * (2**attempt))
+    ceiling: float = min(retry.backoff_max, retry.backoff * 2.0**attempt)
     return ceiling * (0.5 + random.random() / 2)
 
 

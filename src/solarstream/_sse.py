@@ -120,9 +120,8 @@ class SSEDecoder:
         elif name == b"id":
             if b"\0" not in value:
                 self._last_id = value.decode("utf-8", "replace")
-        elif name == b"retry":
-            if value and value.isdigit():  # bytes.isdigit is ASCII-only, as the spec wants
-                self._retry = int(value)
+        elif name == b"retry" and value.isdigit():  # bytes.isdigit is ASCII-only, as the spec wants
+            self._retry = int(value)
         # any other field name is ignored
 
     def _add_data(self, value: bytes) -> None:

@@ -45,7 +45,7 @@ class ToolCallAssembler:
     def __init__(self) -> None:
         self._calls: dict[int, list[Any]] = {}  # index -> [id, name, [argument pieces]]
 
-    def add(self, index: int, id: str | None, name: str | None, arguments: str | None) -> None:  # noqa: A002
+    def add(self, index: int, id: str | None, name: str | None, arguments: str | None) -> None:
         call = self._calls.get(index)
         if call is None:
             call = self._calls[index] = [None, None, []]
@@ -175,7 +175,10 @@ class ChatStream:
             if delta.tool_calls:
                 for call in delta.tool_calls:
                     fn = call.function
-                    self.tool_calls.add(call.index, call.id, fn and fn.name, fn and fn.arguments)
+                    if fn is None:
+                        self.tool_calls.add(call.index, call.id, None, None)
+                    else:
+                        self.tool_calls.add(call.index, call.id, fn.name, fn.arguments)
             if choice.finish_reason:
                 reason = choice.finish_reason
                 if reason == "stop" and self.tool_calls:
@@ -205,7 +208,10 @@ class ChatStream:
             if delta.tool_calls:
                 for call in delta.tool_calls:
                     fn = call.function
-                    yield ToolCallDelta(call.index, call.id, fn and fn.name, (fn and fn.arguments) or "")
+                    if fn is None:
+                        yield ToolCallDelta(call.index, call.id, None, "")
+                    else:
+                        yield ToolCallDelta(call.index, call.id, fn.name, fn.arguments or "")
             if choice.finish_reason:
                 if self.tool_calls:
                     yield ToolCalls(tuple(self.tool_calls.calls()))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
@@ -41,10 +42,8 @@ def _shutdown() -> None:
     _loop = _thread = None
     if loop is None or thread is None or not thread.is_alive():
         return
-    try:
+    with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
         asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result(timeout=5)
-    except (concurrent.futures.TimeoutError, RuntimeError):
-        pass
     loop.call_soon_threadsafe(loop.stop)
     thread.join(timeout=5)
     if not thread.is_alive():
@@ -81,10 +80,10 @@ def iterate(source: AsyncIterator[T]) -> Iterator[T]:
     finally:
         aclose = getattr(source, "aclose", None)
         if aclose is not None and loop.is_running():
-            try:
+            with contextlib.suppress(
+                concurrent.futures.TimeoutError, concurrent.futures.CancelledError, RuntimeError
+            ):
                 asyncio.run_coroutine_threadsafe(aclose(), loop).result(timeout=5)
-            except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError, RuntimeError):
-                pass
 
 
 async def _next(source: AsyncIterator[T]) -> T:

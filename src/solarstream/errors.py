@@ -149,13 +149,18 @@ def _classify(status: int, code: str | None, message: str) -> type[APIStatusErro
         return ServerError
     if status == 404 and code in ("model_not_found", "invalid_model"):
         return ModelNotSupportedError
-    if status == 400 and code in ("invalid_request_body", "model_not_found", "invalid_model"):
+    if status == 400 and code in ("model_not_found", "invalid_model"):
+        return ModelNotSupportedError
+    if status == 400 and code == "invalid_request_body" and _names_a_bad_model(message):
         # Upstage reports a retired or invalid model as a generic 400 body error; the message is
         # the only place that says which, so this is the one branch that reads it.
-        if "model" in message.lower() and ("retired" in message.lower() or "invalid" in message.lower()
-                                           or "not found" in message.lower() or "deprecated" in message.lower()):
-            return ModelNotSupportedError
+        return ModelNotSupportedError
     return InvalidRequestError
+
+
+def _names_a_bad_model(message: str) -> bool:
+    text = message.lower()
+    return "model" in text and any(w in text for w in ("retired", "invalid", "not found", "deprecated", "not exist"))
 
 
 def excerpt(raw: bytes | str, limit: int = _EXCERPT) -> str:
@@ -191,10 +196,7 @@ def error_from_response(
             detail = envelope
         if detail is None:
             detail = _str_or_none(body.get("message")) or _str_or_none(body.get("detail"))
-    if detail is None:
-        detail = excerpt(raw_body) if raw_body else "(empty body)"
-    else:
-        detail = excerpt(detail, 500)
+    detail = excerpt(detail, 500) if detail is not None else excerpt(raw_body) if raw_body else "(empty body)"
     cls = _classify(status, code, detail)
     parts = [f"HTTP {status}"]
     if code:

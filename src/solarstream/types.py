@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 __all__ = [
     "AsyncResult",
@@ -49,7 +49,7 @@ class _Record:
         raise NotImplementedError
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self.to_dict() == other.to_dict()  # type: ignore[attr-defined]
+        return isinstance(other, _Record) and type(other) is type(self) and self.to_dict() == other.to_dict()
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -139,7 +139,7 @@ class ToolCall(_Record):
 
     __slots__ = ("function", "id", "type")
 
-    def __init__(self, id: str, function: FunctionCall, type: str = "function") -> None:  # noqa: A002
+    def __init__(self, id: str, function: FunctionCall, type: str = "function") -> None:
         self.id = id
         self.type = type
         self.function = function
@@ -160,8 +160,8 @@ class ChoiceDeltaToolCall(_Record):
     __slots__ = ("function", "id", "index", "type")
 
     def __init__(
-        self, index: int, id: str | None = None, function: FunctionCall | None = None,  # noqa: A002
-        type: str | None = None,  # noqa: A002
+        self, index: int, id: str | None = None, function: FunctionCall | None = None,
+        type: str | None = None,
     ) -> None:
         self.index = index
         self.id = id
@@ -261,13 +261,13 @@ class ChatCompletionChunk(_Record):
 
     def __init__(
         self,
-        id: str,  # noqa: A002
+        id: str,
         model: str,
         created: int,
         choices: list[ChunkChoice],
         usage: Usage | None = None,
         system_fingerprint: str | None = None,
-        object: str = "chat.completion.chunk",  # noqa: A002
+        object: str = "chat.completion.chunk",
     ) -> None:
         self.id = id
         self.object = object
@@ -359,7 +359,7 @@ class ChatCompletion(_Record):
 
     def __init__(
         self,
-        id: str,  # noqa: A002
+        id: str,
         model: str,
         created: int,
         choices: list[Choice],
@@ -416,7 +416,7 @@ class Model(_Record):
 
     __slots__ = ("created", "id", "object", "owned_by")
 
-    def __init__(self, id: str, created: int = 0, owned_by: str = "upstage") -> None:  # noqa: A002
+    def __init__(self, id: str, created: int = 0, owned_by: str = "upstage") -> None:
         self.id = id
         self.object = "model"
         self.created = created
@@ -475,4 +475,4 @@ class Finish:
     index: int = 0
 
 
-StreamEvent = Union[TextDelta, ReasoningDelta, ToolCallDelta, ToolCalls, UsageReport, Finish]
+StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | ToolCalls | UsageReport | Finish

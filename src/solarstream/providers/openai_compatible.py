@@ -222,7 +222,8 @@ class OpenAICompatibleProvider(AsyncGeneratorProvider, ProviderModelMixin):
                     if kind != "text":
                         raise _bad(f"{where}.content[{j}]", f"content parts must be text, not {kind!r}")
             elif content is not None and not isinstance(content, str):
-                raise _bad(f"{where}.content", f"must be a string or a list of text parts, not {type(content).__name__}")
+                kind = type(content).__name__
+                raise _bad(f"{where}.content", f"must be a string or a list of text parts, not {kind}")
             elif content is None and role != "assistant":
                 raise _bad(f"{where}.content", "is required")
             if role == "tool" and not message.get("tool_call_id"):

@@ -75,11 +75,11 @@ class Upstage(OpenAICompatibleProvider):
         if params.get("tools") and not info.tools:
             raise InvalidRequestError(f"tools: {info.name} does not support tool calling", param="tools")
         fmt = params.get("response_format")
-        if isinstance(fmt, Mapping) and fmt.get("type") == "json_object":
-            if not any("JSON" in _content_text(m.get("content")) for m in messages):
-                raise InvalidRequestError(
-                    'response_format: {"type": "json_object"} needs the word "JSON" in the prompt '
-                    "(Upstage answers 400 otherwise); say what JSON you want", param="response_format")
+        wants_json = isinstance(fmt, Mapping) and fmt.get("type") == "json_object"
+        if wants_json and not any("JSON" in _content_text(m.get("content")) for m in messages):
+            raise InvalidRequestError(
+                'response_format: {"type": "json_object"} needs the word "JSON" in the prompt '
+                "(Upstage answers 400 otherwise); say what JSON you want", param="response_format")
         for name in ("max_tokens", "max_completion_tokens"):
             limit = info.max_output
             value = params.get(name)
