@@ -121,8 +121,14 @@ class ChatStream:
         elif self._response is not None:
             self._response.close()
 
+    async def start(self) -> None:
+        """Send the request now, so an HTTP error raises here rather than at the first chunk
+        (the OpenAI SDK's ``create(stream=True)`` behaves so). Optional; iteration starts it too."""
+        if self._response is None and self._chunks is None and not self._closed:
+            self._response = await self._opener()
+
     async def _iterate(self) -> AsyncIterator[ChatCompletionChunk]:
-        response = self._response = await self._opener()
+        response = self._response = self._response or await self._opener()
         decoder = SSEDecoder(self._max_event_size)
         loads = self._loads
         released = False
