@@ -11,8 +11,6 @@ is safe. There is no per-line limit, only a cap on one event's size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .errors import StreamError
 
 __all__ = ["DEFAULT_MAX_EVENT_SIZE", "SSEDecoder", "ServerSentEvent"]
@@ -21,12 +19,25 @@ DEFAULT_MAX_EVENT_SIZE = 16 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
 
 
-@dataclass(frozen=True, slots=True)
 class ServerSentEvent:
-    data: str
-    event: str = "message"
-    id: str = ""
-    retry: int | None = None
+    """One dispatched event. A plain slotted class: one is built per streamed chunk."""
+
+    __slots__ = ("data", "event", "id", "retry")
+
+    def __init__(self, data: str, event: str = "message", id: str = "", retry: int | None = None) -> None:
+        self.data = data
+        self.event = event
+        self.id = id
+        self.retry = retry
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ServerSentEvent) and (self.data, self.event, self.id, self.retry) == (
+            other.data, other.event, other.id, other.retry)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ServerSentEvent(data={self.data!r}, event={self.event!r}, id={self.id!r}, retry={self.retry!r})"
 
 
 class SSEDecoder:
@@ -50,7 +61,7 @@ class SSEDecoder:
         self._partial = b""  # an unterminated line carried to the next read
         self._skip_lf = False  # the last read ended in CR: a leading LF of the next read ends nothing
         self._bom_pending = True
-        self._data: list[str] = []
+        self._data: list[bytes] = []
         self._size = 0
         self._event = ""
         self._last_id = ""
@@ -85,14 +96,18 @@ class SSEDecoder:
         if len(self._partial) + self._size > self._max_event_size:
             self._too_large()
         events: list[ServerSentEvent] = []
+        data = self._data
         for line in lines:
             if not line:
-                if self._data:
+                if data:
                     events.append(self._dispatch())
                 else:
                     self._event = ""
-            elif line.startswith(b"data: "):
-                self._add_data(line[6:])
+            elif line[:6] == b"data: ":
+                self._size += len(line) - 5
+                if self._size > self._max_event_size:
+                    self._too_large()
+                data.append(line[6:])
             else:
                 self._field(line)
         return events
@@ -128,11 +143,11 @@ class SSEDecoder:
         self._size += len(value) + 1
         if self._size > self._max_event_size:
             self._too_large()
-        self._data.append(value.decode("utf-8", "replace"))
+        self._data.append(value)
 
     def _dispatch(self) -> ServerSentEvent:
-        data = self._data[0] if len(self._data) == 1 else "\n".join(self._data)
-        event = ServerSentEvent(data, self._event or "message", self._last_id, self._retry)
+        raw = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
+        event = ServerSentEvent(raw.decode("utf-8", "replace"), self._event or "message", self._last_id, self._retry)
         self._data.clear()
         self._size = 0
         self._event = ""

@@ -1,9 +1,11 @@
-"""A streamed chat completion: SSE events → chunks → typed events → text.
+"""A streamed chat completion: bytes → SSE events → chunk payloads → (chunks | typed events | text).
 
-``ChatStream`` is the one streaming implementation. It yields ``ChatCompletionChunk`` objects
-(what the OpenAI-style client hands out), keeps the answer's state as it goes (tool calls
-assembled from their deltas, finish reason, usage), and offers the typed event view
-(``events()``) and the plain text view (``text()``) on top. It always releases its connection:
+``ChatStream`` is the one streaming implementation. One async generator turns the body into
+parsed chunk payloads and keeps the answer's state as it goes (tool calls assembled from their
+deltas, finish reason, usage). Three views sit on it: iterating the stream gives
+``ChatCompletionChunk`` objects (what the OpenAI-style client hands out), ``events()`` the typed
+events, ``text()`` the plain text pieces. Only the chunk view builds wire objects, so the text
+path pays for none. It always releases its connection:
 back to the pool after ``[DONE]``, closed at once on error, cancellation or early ``aclose()``.
 """
 
@@ -80,7 +82,7 @@ class ChatStream:
         self._max_event_size = max_event_size
         self._loads = loads
         self._response: Response | None = None
-        self._chunks: AsyncIterator[ChatCompletionChunk] | None = None
+        self._payloads: AsyncIterator[dict[str, Any]] | None = None
         self._closed = False
         # what the stream has said so far
         self.id = ""
@@ -93,44 +95,18 @@ class ChatStream:
         self._reasoning: list[str] = []
         self.done = False
 
-    # --- the chunk iterator -------------------------------------------------------------
+    # --- the one generator: parsed chunk payloads ------------------------------------------
 
-    def __aiter__(self) -> ChatStream:
-        return self
+    def _open_payloads(self) -> AsyncIterator[dict[str, Any]]:
+        if self._payloads is None:
+            self._payloads = _nothing() if self._closed else self._iterate()
+        return self._payloads
 
-    async def __anext__(self) -> ChatCompletionChunk:
-        if self._chunks is None:
-            if self._closed:
-                raise StopAsyncIteration
-            self._chunks = self._iterate()
-        return await self._chunks.__anext__()
-
-    async def __aenter__(self) -> ChatStream:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Stop early and release the connection (it is closed, not reused, unless the stream ended)."""
-        self._closed = True
-        if self._chunks is not None:
-            await self._chunks.aclose()  # type: ignore[attr-defined]
-        elif self._response is not None:
-            self._response.close()
-
-    async def start(self) -> None:
-        """Send the request now, so an HTTP error raises here rather than at the first chunk
-        (the OpenAI SDK's ``create(stream=True)`` behaves so). Optional; iteration starts it too."""
-        if self._response is None and self._chunks is None and not self._closed:
-            self._response = await self._opener()
-
-    async def _iterate(self) -> AsyncIterator[ChatCompletionChunk]:
-        response = self._response = self._response or await self._opener()
+    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+        response = self._response = await self._opener()
         decoder = SSEDecoder(self._max_event_size)
         loads = self._loads
+        track = self._track
         released = False
         try:
             while data := await response.read_chunk():
@@ -147,13 +123,12 @@ class ChatStream:
                         raise StreamError(
                             f"the stream sent data that is not JSON: {excerpt(payload)}", body=excerpt(payload)
                         ) from exc
-                    if not isinstance(obj, dict):
+                    if type(obj) is not dict:
                         raise StreamError(f"the stream sent a JSON value that is not an object: {excerpt(payload)}")
                     if "error" in obj or event.event == "error":
                         raise _stream_error(obj)
-                    chunk = ChatCompletionChunk.from_dict(obj)
-                    self._track(chunk)
-                    yield chunk
+                    track(obj)
+                    yield obj
             decoder.close()
             if self.finish_reason is None:
                 raise StreamTruncatedError(
@@ -168,70 +143,98 @@ class ChatStream:
             if not released:
                 response.close()
 
-    def _track(self, chunk: ChatCompletionChunk) -> None:
+    def _track(self, obj: dict[str, Any]) -> None:
         if not self.id:
-            self.id, self.model, self.created = chunk.id, chunk.model, chunk.created
-        for choice in chunk.choices:
-            delta = choice.delta
-            if choice.index == 0:
-                if delta.content:
-                    self._content.append(delta.content)
-                if delta.reasoning:
-                    self._reasoning.append(delta.reasoning)
-            if delta.tool_calls:
-                for call in delta.tool_calls:
-                    fn = call.function
-                    if fn is None:
-                        self.tool_calls.add(call.index, call.id, None, None)
-                    else:
-                        self.tool_calls.add(call.index, call.id, fn.name, fn.arguments)
-            if choice.finish_reason:
-                reason = choice.finish_reason
+            self.id, self.model, self.created = obj.get("id") or "", obj.get("model") or "", obj.get("created") or 0
+        for choice in obj.get("choices") or ():
+            delta = choice.get("delta")
+            if delta:
+                if not choice.get("index"):
+                    content = delta.get("content")
+                    if content:
+                        self._content.append(content)
+                    reasoning = _reasoning_of(delta)
+                    if reasoning:
+                        self._reasoning.append(reasoning)
+                calls = delta.get("tool_calls")
+                if calls:
+                    for call in calls:
+                        fn = call.get("function") or {}
+                        self.tool_calls.add(call.get("index") or 0, call.get("id"), fn.get("name"),
+                                            fn.get("arguments"))
+            reason = choice.get("finish_reason")
+            if reason:
                 if reason == "stop" and self.tool_calls:
                     reason = "tool_calls"  # the API has said "stop" for forced tool calls
                 self.finish_reason = reason
-        if chunk.usage is not None:
-            self.usage = chunk.usage
+        usage = obj.get("usage")
+        if usage:
+            self.usage = Usage.from_dict(usage)
 
-    # --- views built on the chunks -------------------------------------------------------
+    # --- views --------------------------------------------------------------------------------
+
+    def __aiter__(self) -> ChatStream:
+        return self
+
+    async def __anext__(self) -> ChatCompletionChunk:
+        """The next chunk, as an OpenAI-shaped object."""
+        return ChatCompletionChunk.from_dict(await self._open_payloads().__anext__())
+
+    async def __aenter__(self) -> ChatStream:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop early and release the connection (it is closed, not reused, unless the stream ended)."""
+        self._closed = True
+        if self._payloads is not None:
+            await self._payloads.aclose()  # type: ignore[attr-defined]
 
     async def events(self) -> AsyncIterator[StreamEvent]:
         """The typed events: text, reasoning, tool-call deltas, assembled tool calls, finish, usage."""
         try:
-            async for chunk in self:
-                for event in self._events_of(chunk):
+            async for obj in self._open_payloads():
+                for event in self._events_of(obj):
                     yield event
         finally:
             await self.aclose()
 
-    def _events_of(self, chunk: ChatCompletionChunk) -> Iterator[StreamEvent]:
-        for choice in chunk.choices:
-            delta = choice.delta
-            if delta.reasoning:
-                yield ReasoningDelta(delta.reasoning, choice.index)
-            if delta.content:
-                yield TextDelta(delta.content, choice.index)
-            if delta.tool_calls:
-                for call in delta.tool_calls:
-                    fn = call.function
-                    if fn is None:
-                        yield ToolCallDelta(call.index, call.id, None, "")
-                    else:
-                        yield ToolCallDelta(call.index, call.id, fn.name, fn.arguments or "")
-            if choice.finish_reason:
+    def _events_of(self, obj: dict[str, Any]) -> Iterator[StreamEvent]:
+        for choice in obj.get("choices") or ():
+            index = choice.get("index") or 0
+            delta = choice.get("delta")
+            if delta:
+                reasoning = _reasoning_of(delta)
+                if reasoning:
+                    yield ReasoningDelta(reasoning, index)
+                content = delta.get("content")
+                if content:
+                    yield TextDelta(content, index)
+                for call in delta.get("tool_calls") or ():
+                    fn = call.get("function") or {}
+                    yield ToolCallDelta(call.get("index") or 0, call.get("id"), fn.get("name"),
+                                        fn.get("arguments") or "")
+            if choice.get("finish_reason"):
                 if self.tool_calls:
                     yield ToolCalls(tuple(self.tool_calls.calls()))
-                yield Finish(self.finish_reason or choice.finish_reason, choice.index)
-        if chunk.usage is not None:
-            yield UsageReport(chunk.usage)
+                yield Finish(self.finish_reason or choice["finish_reason"], index)
+        if obj.get("usage") and self.usage is not None:
+            yield UsageReport(self.usage)
 
     async def text(self) -> AsyncIterator[str]:
-        """Only the answer's text pieces, in order (the ``TextDelta`` events, without the objects)."""
+        """Only the answer's text pieces, in order (what ``TextDelta`` events carry)."""
         try:
-            async for chunk in self:
-                for choice in chunk.choices:
-                    if choice.delta.content:
-                        yield choice.delta.content
+            async for obj in self._open_payloads():
+                for choice in obj.get("choices") or ():
+                    delta = choice.get("delta")
+                    if delta:
+                        content = delta.get("content")
+                        if content:
+                            yield content
         finally:
             await self.aclose()
 
@@ -250,6 +253,17 @@ class ChatStream:
                                         reasoning=self.reasoning, tool_calls=calls)
         return ChatCompletion(self.id, self.model, self.created,
                               [Choice(0, message, self.finish_reason)], self.usage)
+
+
+async def _nothing() -> AsyncIterator[dict[str, Any]]:
+    return
+    yield  # an async generator that yields nothing: the stream was closed before it started
+
+
+def _reasoning_of(delta: dict[str, Any]) -> str | None:
+    """Upstage says ``reasoning``; some OpenAI-compatible servers say ``reasoning_content``."""
+    reasoning = delta.get("reasoning")
+    return reasoning if reasoning is not None else delta.get("reasoning_content")
 
 
 def _stream_error(obj: dict[str, Any]) -> StreamError:
