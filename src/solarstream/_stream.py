@@ -102,8 +102,14 @@ class ChatStream:
             self._payloads = _nothing() if self._closed else self._iterate()
         return self._payloads
 
+    async def start(self) -> None:
+        """Send the request now, so an HTTP error raises here rather than at the first chunk
+        (the OpenAI SDK's ``create(stream=True)`` behaves so). Optional: iterating starts it too."""
+        if self._response is None and self._payloads is None and not self._closed:
+            self._response = await self._opener()
+
     async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
-        response = self._response = await self._opener()
+        response = self._response = self._response or await self._opener()
         decoder = SSEDecoder(self._max_event_size)
         loads = self._loads
         track = self._track
@@ -193,6 +199,8 @@ class ChatStream:
         self._closed = True
         if self._payloads is not None:
             await self._payloads.aclose()  # type: ignore[attr-defined]
+        elif self._response is not None:
+            self._response.close()  # started (``start()``) but never iterated
 
     async def events(self) -> AsyncIterator[StreamEvent]:
         """The typed events: text, reasoning, tool-call deltas, assembled tool calls, finish, usage."""
