@@ -106,10 +106,16 @@ class ChatStream:
         """Send the request now, so an HTTP error raises here rather than at the first chunk
         (the OpenAI SDK's ``create(stream=True)`` behaves so). Optional: iterating starts it too."""
         if self._response is None and self._payloads is None and not self._closed:
-            self._response = await self._opener()
+            self._response = await self._open()
+
+    async def _open(self) -> Response:
+        response = await self._opener()
+        if not _is_event_stream(response):
+            await _refuse_non_stream(response)
+        return response
 
     async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
-        response = self._response = self._response or await self._opener()
+        response = self._response = self._response or await self._open()
         decoder = SSEDecoder(self._max_event_size)
         loads = self._loads
         track = self._track
@@ -261,6 +267,31 @@ class ChatStream:
                                         reasoning=self.reasoning, tool_calls=calls)
         return ChatCompletion(self.id, self.model, self.created,
                               [Choice(0, message, self.finish_reason)], self.usage)
+
+
+def _is_event_stream(response: Response) -> bool:
+    kind = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    return kind in ("text/event-stream", "")
+
+
+async def _refuse_non_stream(response: Response) -> None:
+    """A 2xx answer that is not an event stream: say what it was instead of a vague truncation."""
+    kind = response.headers.get("Content-Type", "")
+    try:
+        raw = await response.read_all()
+    finally:
+        response.close()
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        obj = None
+    if isinstance(obj, dict) and "error" in obj:
+        raise _stream_error(obj)
+    raise StreamError(
+        f"expected an event stream but got HTTP {response.status} {kind or 'with no content type'}: "
+        f"{excerpt(raw) or '(empty body)'}; is the base URL an Upstage-compatible API?",
+        body=excerpt(raw),
+    )
 
 
 async def _nothing() -> AsyncIterator[dict[str, Any]]:
