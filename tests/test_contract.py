@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
@@ -42,7 +42,8 @@ def test_seed_import_paths() -> None:
 
 def test_upstage_class_attributes() -> None:
     assert Upstage.api_endpoint == "https://api.upstage.ai/v1/chat/completions"
-    assert Upstage.url and Upstage.url.startswith("https://console.upstage.ai")
+    assert Upstage.url
+    assert Upstage.url.startswith("https://console.upstage.ai")
     for flag in ("working", "needs_auth", "supports_stream", "supports_system_message", "supports_message_history"):
         assert getattr(Upstage, flag) is True, flag
     assert Upstage.default_model in Upstage.models
@@ -158,4 +159,5 @@ def test_error_mapping_by_status_then_code(status: int, body: bytes, cls: type[e
     if not body:
         assert "(empty body)" in str(error)
     if body.startswith(b"<html>"):
-        assert "502 Bad Gateway" in str(error) and "\n" not in str(error)
+        assert "502 Bad Gateway" in str(error)
+        assert "\n" not in str(error)
