@@ -1,0 +1,43 @@
+"""Shared fixtures: a clean environment for every test and the raw fake upstream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from tests.rawserver import RawServer
+
+#: distinctive secrets: tests assert they never leak into messages, reprs or logs
+API_KEY = "up_SeCrEtKeY4Tests9x7Q2"
+PROXY_PASSWORD = "pr0xyPa55w0rdZ9"
+
+_ENV = (
+    "UPSTAGE_API_KEY", "UPSTAGE_BASE_URL", "UPSTAGE_API_BASE",
+    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "WS_PROXY", "WSS_PROXY",
+    "http_proxy", "https_proxy", "all_proxy", "no_proxy", "ws_proxy", "wss_proxy",
+    "SOLARSTREAM_API_KEY",
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test depends on the machine's keys, proxies or ~/.netrc."""
+    for name in _ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path_factory.getbasetemp() / "no-such-netrc"))
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[RawServer]:
+    async with RawServer() as srv:
+        yield srv
+
+
+def kw(server: RawServer, **extra: Any) -> dict[str, Any]:
+    """The keyword arguments that point the provider at the raw server."""
+    return {"base_url": server.base_url, "api_key": API_KEY, **extra}
+
+
+MESSAGES: list[dict[str, Any]] = [{"role": "user", "content": "Hello"}]

@@ -1,0 +1,242 @@
+"""The SSE decoder against the WHATWG rules, at every split point of every stream."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from solarstream._sse import SSEDecoder, ServerSentEvent
+from solarstream.errors import StreamError
+
+E = ServerSentEvent
+
+#: (name, stream, the events it must give)
+CORPUS: list[tuple[str, bytes, list[ServerSentEvent]]] = [
+    ("lf", b"data: a\n\ndata: b\n\n", [E("a"), E("b")]),
+    ("crlf", b"data: a\r\n\r\ndata: b\r\n\r\n", [E("a"), E("b")]),
+    ("cr", b"data: a\r\rdata: b\r\r", [E("a"), E("b")]),
+    ("mixed", b"data: a\r\n\ndata: b\r\rdata: c\n\r\n", [E("a"), E("b"), E("c")]),
+    ("bom", b"\xef\xbb\xbfdata: a\n\n", [E("a")]),
+    ("only-one-bom", b"\xef\xbb\xbf\xef\xbb\xbfdata: a\n\ndata: b\n\n", [E("b")]),
+    ("bom-crlf", b"\xef\xbb\xbfdata: x\r\n\r\n", [E("x")]),
+    ("comments", b": ping\n\n: ping\ndata: a\n: mid\n\n:\n\n", [E("a")]),
+    ("field-without-colon", b"data\n\ndata\ndata\n\n", [E(""), E("\n")]),
+    ("no-space", b"data:a\n\n", [E("a")]),
+    ("two-spaces", b"data:  a\n\n", [E(" a")]),
+    ("trailing-space-kept", b"data: a \n\n", [E("a ")]),
+    ("multi-line", b"data: a\ndata: b\ndata:\ndata: c\n\n", [E("a\nb\n\nc")]),
+    ("event-type", b"event: error\ndata: x\n\ndata: y\n\n", [E("x", "error"), E("y")]),
+    ("event-reset-by-blank", b"event: e\n\ndata: y\n\n", [E("y")]),
+    ("id-persists", b"id: 7\ndata: a\n\ndata: b\n\n", [E("a", id="7"), E("b", id="7")]),
+    ("id-with-nul-ignored", b"id: 1\ndata: a\n\nid: 2\x003\ndata: b\n\n", [E("a", id="1"), E("b", id="1")]),
+    ("id-empty-resets", b"id: 1\ndata: a\n\nid\ndata: b\n\n", [E("a", id="1"), E("b", id="")]),
+    ("retry", b"retry: 1500\ndata: a\n\n", [E("a", retry=1500)]),
+    ("retry-non-digits", b"retry: 15x0\ndata: a\n\nretry: -1\ndata: b\n\nretry: \xd9\xa3\ndata: c\n\n",
+     [E("a"), E("b"), E("c")]),
+    ("retry-empty", b"retry\ndata: a\n\n", [E("a")]),
+    ("blank-without-data", b"\n\n\n\r\n\revent: x\n\n", []),
+    ("unknown-field", b"foo: bar\ndata: a\n\n", [E("a")]),
+    ("unterminated-at-eof", b"data: a\n\ndata: b\n", [E("a")]),
+    ("unterminated-line-at-eof", b"data: a\n\ndata: b", [E("a")]),
+    ("done", b"data: {\"x\":1}\n\ndata: [DONE]\n\n", [E('{"x":1}'), E("[DONE]")]),
+    ("utf8", "data: Привет, 세계, こんにちは 👋\n\n".encode(), [E("Привет, 세계, こんにちは 👋")]),
+    ("utf8-event-name", "event: ошибка\ndata: x\n\n".encode(), [E("x", "ошибка")]),
+    ("colon-in-value", b"data: a: b\n\n", [E("a: b")]),
+    ("cr-then-lf-as-two-ends", b"data: a\r\n\r\n\n", [E("a")]),
+    ("lf-cr", b"data: a\n\rdata: b\n\n", [E("a"), E("b")]),
+]
+
+
+def decode_whole(stream: bytes) -> list[ServerSentEvent]:
+    decoder = SSEDecoder()
+    events = decoder.feed(stream)
+    decoder.close()
+    return events
+
+
+def decode_pieces(pieces: list[bytes]) -> list[ServerSentEvent]:
+    decoder = SSEDecoder()
+    events: list[ServerSentEvent] = []
+    for piece in pieces:
+        events += decoder.feed(piece)
+    decoder.close()
+    return events
+
+
+@pytest.mark.parametrize(("stream", "expected"), [(s, e) for _, s, e in CORPUS], ids=[n for n, _, _ in CORPUS])
+def test_corpus_whole(stream: bytes, expected: list[ServerSentEvent]) -> None:
+    assert decode_whole(stream) == expected
+
+
+@pytest.mark.parametrize(("stream", "expected"), [(s, e) for _, s, e in CORPUS], ids=[n for n, _, _ in CORPUS])
+def test_corpus_every_split_point_and_single_bytes(stream: bytes, expected: list[ServerSentEvent]) -> None:
+    for i in range(len(stream) + 1):
+        assert decode_pieces([stream[:i], stream[i:]]) == expected, f"split at {i}"
+        # an empty read between the halves changes nothing
+        assert decode_pieces([stream[:i], b"", stream[i:]]) == expected, f"split at {i} with empty read"
+    assert decode_pieces([stream[i : i + 1] for i in range(len(stream))]) == expected
+
+
+def test_cr_at_end_of_one_read_and_lf_at_start_of_next_is_one_line_end() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\r") == []
+    # if CR and LF were two line ends, this LF would be a blank line and dispatch "a" now
+    assert decoder.feed(b"\n") == []
+    assert decoder.feed(b"data: b\r") == []
+    assert decoder.feed(b"\n\r") == [E("a\nb")]
+    # a CR split from its LF across an empty read is still one line end
+    assert decoder.feed(b"data: c\r") == []
+    assert decoder.feed(b"") == []
+    assert decoder.feed(b"\n") == []
+    assert decoder.feed(b"\n") == [E("c")]
+
+
+def test_utf8_character_split_across_reads() -> None:
+    stream = "data: ж한🙂\n\n".encode()
+    for i in range(len(stream) + 1):
+        assert decode_pieces([stream[:i], stream[i:]]) == [E("ж한🙂")]
+
+
+def test_close_reports_a_discarded_unterminated_event() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: whole\n\ndata: part") == [E("whole")]
+    assert decoder.close() is True
+    clean = SSEDecoder()
+    assert clean.feed(b"data: whole\n\n") == [E("whole")]
+    assert clean.close() is False
+
+
+def test_comments_are_counted_as_keepalives() -> None:
+    decoder = SSEDecoder()
+    decoder.feed(b": ping\n\n: ping\r\n")
+    assert decoder.comments == 2
+
+
+def test_large_event_has_no_line_limit() -> None:
+    big = "x" * (3 * 1024 * 1024) + "é"
+    stream = f"data: {big}\n\n".encode()
+    assert decode_whole(stream) == [E(big)]
+    # in network-sized reads, too
+    step = 64 * 1024
+    assert decode_pieces([stream[i : i + step] for i in range(0, len(stream), step)]) == [E(big)]
+
+
+def test_large_multiline_event() -> None:
+    line = "y" * 300_000
+    stream = ("".join(f"data: {line}\n" for _ in range(5)) + "\n").encode()
+    assert decode_whole(stream) == [E("\n".join([line] * 5))]
+
+
+def test_max_event_size_caps_one_event() -> None:
+    decoder = SSEDecoder(max_event_size=1000)
+    assert decoder.feed(b"data: " + b"a" * 900 + b"\n\n") == [E("a" * 900)]
+    with pytest.raises(StreamError, match="max_event_size"):
+        decoder.feed(b"data: " + b"b" * 1200 + b"\n\n")
+
+
+def test_max_event_size_counts_across_lines_and_reads() -> None:
+    decoder = SSEDecoder(max_event_size=1000)
+    with pytest.raises(StreamError, match="exceeded 1000 bytes"):
+        for _ in range(20):
+            decoder.feed(b"data: " + b"c" * 99 + b"\n")
+
+
+def test_max_event_size_catches_an_endless_line() -> None:
+    decoder = SSEDecoder(max_event_size=1000)
+    with pytest.raises(StreamError):
+        for _ in range(20):
+            decoder.feed(b"d" * 100)  # never a line end: must not grow without bound
+
+
+# --- property-based: random events, random line endings, random splits --------------------------
+
+_line_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=20
+)
+_field = st.one_of(
+    st.tuples(st.just("data"), _line_text),
+    st.tuples(st.just("event"), _line_text),
+    st.tuples(st.just("id"), _line_text),
+    st.tuples(st.just("retry"), st.one_of(st.integers(0, 10**6).map(str), _line_text)),
+    st.tuples(st.just(""), _line_text),  # a comment
+    st.tuples(st.sampled_from(["foo", "dat", "data ", "Data"]), _line_text),
+)
+_event = st.lists(_field, max_size=5)
+_eol = st.sampled_from(["\n", "\r\n", "\r"])
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> bytes:
+    out = []
+    if draw(st.booleans()):
+        out.append("\ufeff")
+    for fields in draw(st.lists(_event, max_size=6)):
+        for name, value in fields:
+            sep = draw(st.sampled_from([":", ": ", ":  "]))
+            if name in ("data", "id", "retry", "event") and not value and draw(st.booleans()):
+                out.append(name + draw(_eol))  # a field without a colon
+            else:
+                out.append(f"{name}{sep}{value}{draw(_eol)}")
+        out.append(draw(_eol))
+    if draw(st.booleans()):
+        out.append(draw(_line_text))  # an unterminated tail
+    return "".join(out).encode()
+
+
+def reference_parse(stream: bytes) -> list[ServerSentEvent]:
+    """A direct, unoptimised reading of the WHATWG algorithm over the whole decoded text."""
+    text = stream.decode("utf-8", "replace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    parts = re.split(r"\r\n|\r|\n", text)
+    lines = parts[:-1]  # the last part has no line end: discarded at EOF
+    events: list[ServerSentEvent] = []
+    data = ""
+    event_type = ""
+    last_id = ""
+    retry: int | None = None
+    for line in lines:
+        if line == "":
+            if data == "":
+                event_type = ""
+                continue
+            events.append(E(data[:-1] if data.endswith("\n") else data, event_type or "message", last_id, retry))
+            data, event_type = "", ""
+            continue
+        if line.startswith(":"):
+            continue
+        if ":" in line:
+            name, value = line.split(":", 1)
+            if value.startswith(" "):
+                value = value[1:]
+        else:
+            name, value = line, ""
+        if name == "data":
+            data += value + "\n"
+        elif name == "event":
+            event_type = value
+        elif name == "id":
+            if "\0" not in value:
+                last_id = value
+        elif name == "retry" and value and all(c in "0123456789" for c in value):
+            retry = int(value)
+    return events
+
+
+@settings(max_examples=300, deadline=None)
+@given(stream=streams(), cuts=st.lists(st.integers(0, 10_000), max_size=8))
+def test_random_streams_match_reference_at_random_splits(stream: bytes, cuts: list[int]) -> None:
+    expected = reference_parse(stream)
+    points = sorted({c % (len(stream) + 1) for c in cuts})
+    pieces = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)])]
+    assert decode_pieces(pieces) == expected
+    assert decode_whole(stream) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(stream=streams())
+def test_random_streams_byte_by_byte(stream: bytes) -> None:
+    assert decode_pieces([stream[i : i + 1] for i in range(len(stream))]) == reference_parse(stream)
