@@ -1,0 +1,67 @@
+"""The options that say where requests go (``--api-key``, ``--base-url``, ``--proxy``, ``--offline``)
+and the client they give, with the emulator started in-process for ``--offline``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from .render import notice
+
+if TYPE_CHECKING:
+    from ..client import AsyncClient
+
+__all__ = ["Connection", "connection_options", "open_client"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+OFFLINE_NOTICE = "offline: answers come from solarstream's built-in emulator, not from a real model"
+
+
+@dataclass(frozen=True)
+class Connection:
+    api_key: str | None = None
+    base_url: str | None = None
+    proxy: str | None = None
+    offline: bool = False
+
+    def check(self) -> None:
+        if self.offline and (self.base_url or self.api_key or self.proxy):
+            raise click.UsageError("--offline talks to the built-in emulator; leave out --base-url, --api-key "
+                                   "and --proxy")
+
+
+def connection_options(fn: F) -> F:
+    """Add the four options; the command receives them as ``api_key``, ``base_url``, ``proxy``, ``offline``."""
+    for decorator in reversed((
+        click.option("--api-key", metavar="KEY", help="Upstage API key (default: $UPSTAGE_API_KEY)."),
+        click.option("--base-url", metavar="URL",
+                     help="API base URL (default: $UPSTAGE_BASE_URL, $UPSTAGE_API_BASE, https://api.upstage.ai/v1)."),
+        click.option("--proxy", metavar="URL",
+                     help="http://, https:// or socks5:// proxy (default: $HTTPS_PROXY / $HTTP_PROXY)."),
+        click.option("--offline", is_flag=True,
+                     help="Use the built-in emulator (no key, no network); the output says so."),
+    )):
+        fn = decorator(fn)
+    return fn
+
+
+@asynccontextmanager
+async def open_client(conn: Connection) -> AsyncIterator[AsyncClient]:
+    """An ``AsyncClient`` for ``conn``; for ``--offline`` the emulator runs on this event loop."""
+    from ..client import AsyncClient
+
+    if not conn.offline:
+        async with AsyncClient(api_key=conn.api_key, base_url=conn.base_url, proxy=conn.proxy) as client:
+            yield client
+        return
+    from ..emulator import Emulator
+
+    async with Emulator() as emulator:
+        notice(OFFLINE_NOTICE)
+        async with AsyncClient(api_key=emulator.api_key, base_url=emulator.base_url) as client:
+            yield client
