@@ -380,14 +380,23 @@ def _request_id(headers: Mapping[str, str]) -> str | None:
 
 
 async def _status_error(resp: aiohttp.ClientResponse) -> APIStatusError:
+    raw = bytearray()
+
+    async def read() -> None:
+        # the whole body (up to the limit), not just the first read: an envelope split across
+        # reads must still be parsed, or its code (and so the error class) would be lost
+        while len(raw) < _ERROR_BODY_LIMIT and (data := await resp.content.readany()):
+            raw.extend(data)
+
     try:
-        raw = await asyncio.wait_for(resp.content.read(_ERROR_BODY_LIMIT), 5.0)
+        await asyncio.wait_for(read(), 5.0)
     except (asyncio.TimeoutError, aiohttp.ClientError, OSError):
-        raw = b""
+        pass  # keep what arrived
     finally:
         resp.close()
     return error_from_response(
-        resp.status, raw, request_id=_request_id(resp.headers), retry_after=_advertised_delay(resp.headers)
+        resp.status, bytes(raw[:_ERROR_BODY_LIMIT]), request_id=_request_id(resp.headers),
+        retry_after=_advertised_delay(resp.headers),
     )
 
 
