@@ -26,7 +26,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPat
     """No test depends on the machine's keys, proxies or ~/.netrc."""
     for name in _ENV:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NETRC", str(tmp_path_factory.getbasetemp() / "no-such-netrc"))
+    netrc = tmp_path_factory.getbasetemp() / "empty-netrc"
+    netrc.touch()
+    monkeypatch.setenv("NETRC", str(netrc))
 
 
 @pytest.fixture

@@ -175,9 +175,8 @@ class RawServer:
             conn.closed_by = await self._serve(conn, reader, writer)
         except (ConnectionError, OSError):
             conn.closed_by = "client"
-        except asyncio.CancelledError:
-            conn.closed_by = conn.closed_by or "server"
-            raise
+        except asyncio.CancelledError:  # the server is shutting down; end quietly (asyncio's
+            conn.closed_by = conn.closed_by or "server"  # stream callback cannot take a cancelled task)
         finally:
             conn.closed.set()
             self._writers.discard(writer)

@@ -1,0 +1,190 @@
+"""HTTP errors map to typed errors; known-bad requests never leave the machine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from solarstream import Upstage
+from solarstream.errors import (
+    APIStatusError,
+    AuthenticationError,
+    InvalidRequestError,
+    MissingAuthError,
+    ModelNotSupportedError,
+    QuotaExceededError,
+    RateLimitError,
+    ServerError,
+    SolarstreamError,
+)
+from tests.conftest import MESSAGES, kw
+from tests.rawserver import RawServer, Reply, json_reply
+
+
+def envelope(code: str, message: str, type_: str = "invalid_request_error") -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": "", "code": code}}
+
+
+CASES: list[tuple[int, str | None, str, type[APIStatusError]]] = [
+    (400, "invalid_request_body", "Unknown key 'foo' in the request body", InvalidRequestError),
+    (400, "context_length_exceeded", "prompt plus max_tokens is too long", InvalidRequestError),
+    (400, "invalid_request_body", "The model 'solar-pro2' is retired. Use solar-pro3.", ModelNotSupportedError),
+    (400, "invalid_request_body", "Invalid model: solar-foo", ModelNotSupportedError),
+    (401, "invalid_api_key", "Invalid API key", AuthenticationError),
+    (401, "api_key_is_blocked", "Your API key is blocked", QuotaExceededError),
+    (429, "too_many_requests", "Too many requests", RateLimitError),
+    (429, "usage_limit_exceeded", "Usage limit exceeded", QuotaExceededError),
+    (403, "forbidden", "no access", InvalidRequestError),
+    (404, "not_found", "no route", InvalidRequestError),
+    (499, "client_closed_request", "client went away", InvalidRequestError),
+    (500, "internal_error", "oops", ServerError),
+    (502, None, "bad gateway", ServerError),
+    (503, "service_unavailable", "busy", ServerError),
+]
+
+
+async def _fail(server: RawServer, model: str = "solar-pro4", **extra: Any) -> SolarstreamError:
+    with pytest.raises(SolarstreamError) as info:
+        async for _ in Upstage.create_async_generator(model, MESSAGES, **kw(server, max_retries=0, **extra)):
+            pass
+    return info.value
+
+
+@pytest.mark.parametrize(("status", "code", "message", "cls"), CASES)
+async def test_status_and_code_map_to_their_class(
+    server: RawServer, status: int, code: str | None, message: str, cls: type[APIStatusError]
+) -> None:
+    body = envelope(code, message) if code else {"error": {"message": message}}
+    server.enqueue(json_reply(status, body, [("x-request-id", "req-123")]))
+    exc = await _fail(server)
+    assert type(exc) is cls
+    assert isinstance(exc, APIStatusError)
+    assert exc.status_code == status
+    assert exc.code == code
+    assert exc.request_id == "req-123"
+    assert exc.body == body
+    assert f"HTTP {status}" in str(exc)
+    assert message in str(exc)
+    assert "req-123" in str(exc)
+    assert len(server.requests) == 1
+
+
+async def test_non_streamed_completion_maps_errors_too(server: RawServer) -> None:
+    server.enqueue(json_reply(401, envelope("invalid_api_key", "bad key")))
+    with pytest.raises(AuthenticationError):
+        await Upstage.complete("solar-mini", MESSAGES, **kw(server, max_retries=0))
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "raw", "cls", "shown"),
+    [
+        (502, "text/html", b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
+         b"<hr><center>nginx</center></body></html>", ServerError, "502 Bad Gateway"),
+        (401, "application/json", b'{"message":"Unauthorized"}', AuthenticationError, "Unauthorized"),
+        (401, "text/plain", b"", AuthenticationError, "empty body"),
+        (404, "text/plain", b"404 page not found", InvalidRequestError, "404 page not found"),
+        (400, "text/html", b"<html>" + b"x" * 5000 + b"</html>", InvalidRequestError, "<html>xxx"),
+    ],
+)
+async def test_non_envelope_bodies_still_give_typed_errors(
+    server: RawServer, status: int, content_type: str, raw: bytes, cls: type[APIStatusError], shown: str
+) -> None:
+    server.enqueue(Reply(status, (("Content-Type", content_type),), [raw], framing="length"))
+    exc = await _fail(server)
+    assert type(exc) is cls
+    assert isinstance(exc, APIStatusError)
+    assert exc.status_code == status
+    message = str(exc)
+    assert f"HTTP {status}" in message
+    assert shown in message
+    assert len(message) < 700  # a short excerpt, not the whole page
+    assert "\n" not in message
+
+
+async def test_error_body_with_chunked_framing(server: RawServer) -> None:
+    server.enqueue(Reply(429, (("Content-Type", "application/json"),),
+                         [b'{"error":{"message":"slow', b' down","code":"usage_limit_exceeded"}}'], framing="chunked"))
+    exc = await _fail(server)
+    assert type(exc) is QuotaExceededError
+    assert exc.code == "usage_limit_exceeded"
+
+
+# --- validation before sending -----------------------------------------------------------------
+
+BAD_REQUESTS: list[tuple[str, str, list[dict[str, Any]], dict[str, Any]]] = [
+    ("store", "solar-pro4", MESSAGES, {"store": True}),
+    ("developer-role", "solar-pro4", [{"role": "developer", "content": "x"}], {}),
+    ("unknown-role", "solar-pro4", [{"role": "wizard", "content": "x"}], {}),
+    ("strict-tools", "solar-pro4", MESSAGES,
+     {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}, "strict": True}}]}),
+    ("image-part", "solar-pro4",
+     [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}], {}),
+    ("effort-solar-mini", "solar-mini", MESSAGES, {"reasoning_effort": "high"}),
+    ("effort-syn-pro", "syn-pro", MESSAGES, {"reasoning_effort": "low"}),
+    ("effort-unknown-value", "solar-pro3", MESSAGES, {"reasoning_effort": "xhigh"}),
+    ("unknown-keyword", "solar-pro4", MESSAGES, {"temprature": 0.5}),
+    ("temperature-type", "solar-pro4", MESSAGES, {"temperature": "hot"}),
+    ("temperature-range", "solar-pro4", MESSAGES, {"temperature": 3}),
+    ("max-tokens-type", "solar-pro4", MESSAGES, {"max_tokens": 1.5}),
+    ("max-tokens-bool", "solar-pro4", MESSAGES, {"max_tokens": True}),
+    ("stop-type", "solar-pro4", MESSAGES, {"stop": 5}),
+    ("json-object-without-JSON", "solar-pro4", MESSAGES, {"response_format": {"type": "json_object"}}),
+    ("tools-on-syn-pro", "syn-pro", MESSAGES, {"tools": [{"type": "function", "function": {"name": "f"}}]}),
+    ("empty-messages", "solar-pro4", [], {}),
+    ("content-type", "solar-pro4", [{"role": "user", "content": 5}], {}),
+    ("tool-without-id", "solar-pro4", [{"role": "tool", "content": "x"}], {}),
+    ("n", "solar-pro4", MESSAGES, {"n": 2}),
+    ("timeout-negative", "solar-pro4", MESSAGES, {"timeout": -1}),
+]
+
+
+@pytest.mark.parametrize(("model", "messages", "params"), [c[1:] for c in BAD_REQUESTS], ids=[c[0] for c in BAD_REQUESTS])
+async def test_known_bad_requests_raise_before_sending(
+    server: RawServer, model: str, messages: list[dict[str, Any]], params: dict[str, Any]
+) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        async for _ in Upstage.create_async_generator(model, messages, **kw(server, **params)):
+            pass
+    assert str(info.value)  # says what is wrong
+    with pytest.raises(InvalidRequestError):
+        await Upstage.complete(model, messages, **kw(server, **params))
+    assert server.requests == []
+    assert server.connections == 0
+
+
+async def test_json_object_with_json_in_prompt_is_sent(server: RawServer) -> None:
+    from tests.rawserver import sse_reply, text_stream
+
+    server.enqueue(sse_reply(text_stream(["{}"])))
+    messages = [{"role": "user", "content": "Answer in JSON."}]
+    out = [p async for p in Upstage.create_async_generator(
+        "solar-pro4", messages, response_format={"type": "json_object"}, **kw(server))]
+    assert out == ["{}"]
+    assert server.requests[0].json()["response_format"] == {"type": "json_object"}
+
+
+async def test_strict_model_policy_rejects_unknown_models(server: RawServer) -> None:
+    with pytest.raises(ModelNotSupportedError):
+        Upstage.prepare_chat("gpt-4o", MESSAGES, stream=True, model_policy="strict", **kw(server))
+    assert server.requests == []
+
+
+async def test_missing_key_raises_before_sending(server: RawServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("UPSTAGE_API_KEY", raising=False)
+    with pytest.raises(MissingAuthError, match="UPSTAGE_API_KEY"):
+        async for _ in Upstage.create_async_generator("solar-pro4", MESSAGES, base_url=server.base_url):
+            pass
+    with pytest.raises(MissingAuthError):
+        await Upstage.create_async("solar-pro4", MESSAGES, base_url=server.base_url)
+    assert server.connections == 0
+
+
+async def test_key_and_base_url_from_the_environment(server: RawServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.rawserver import sse_reply, text_stream
+
+    monkeypatch.setenv("UPSTAGE_API_KEY", "up_fromEnv123")
+    monkeypatch.setenv("UPSTAGE_API_BASE", server.base_url)
+    server.enqueue(sse_reply(text_stream(["env"])))
+    assert await Upstage.create_async("solar-pro4", MESSAGES) == "env"
+    assert server.requests[0].headers["authorization"] == "Bearer up_fromEnv123"
