@@ -1,0 +1,1 @@
+"""Benchmarks of solarstream against the alternatives (run ``python bench/run.py``)."""
