@@ -1,0 +1,15 @@
+"""The offline Upstage API: deterministic answers and, on request, every wire variant and failure.
+
+``Emulator`` serves it on loopback from the running event loop (tests, benchmarks, the CLI's
+``--offline``); ``create_app`` gives the aiohttp application to serve elsewhere. How a request asks
+for a behaviour: docs/emulator.md.
+"""
+
+from __future__ import annotations
+
+from .app import create_app
+from .scenarios import CATALOG, Scenario, ScenarioError
+from .server import API_KEY, Emulator
+from .state import RequestRecord
+
+__all__ = ["API_KEY", "CATALOG", "Emulator", "RequestRecord", "Scenario", "ScenarioError", "create_app"]
