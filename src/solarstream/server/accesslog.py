@@ -1,0 +1,69 @@
+"""One access-log line per request: method, path, status, model, duration, tokens. Never headers.
+
+A plain ASGI middleware (not ``BaseHTTPMiddleware``, which buffers and hides disconnects). Handlers
+add what only they know (model, stream, usage, how a stream ended) to ``scope["solarstream.log"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["LOG_KEY", "AccessLogMiddleware", "log_info"]
+
+log = logging.getLogger("solarstream.server")
+LOG_KEY = "solarstream.log"
+
+
+def log_info(scope: Scope) -> dict[str, Any]:
+    """The per-request dict handlers fill in for the access log."""
+    info: dict[str, Any] = scope.setdefault(LOG_KEY, {})
+    return info
+
+
+class AccessLogMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        info = log_info(scope)
+        started = time.perf_counter()
+        status = 0
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            status = info.get("status", status) or 500
+            log.info("%s", format_line(scope["method"], scope["path"], status, elapsed_ms, info))
+
+
+def format_line(method: str, path: str, status: int, elapsed_ms: float, info: dict[str, Any]) -> str:
+    parts = [method, path, str(status)]
+    if "model" in info:
+        parts.append(f"model={info['model']}")
+    if "stream" in info:
+        parts.append(f"stream={'true' if info['stream'] else 'false'}")
+    parts.append(f"duration_ms={elapsed_ms:.1f}")
+    usage = info.get("usage")
+    if usage is not None:
+        parts.append(f"tokens={usage.prompt_tokens}+{usage.completion_tokens}={usage.total_tokens}")
+    else:
+        parts.append("tokens=-")
+    if "outcome" in info:
+        parts.append(f"outcome={info['outcome']}")
+    if "error" in info:
+        parts.append(f"error={info['error']}")
+    return " ".join(parts)

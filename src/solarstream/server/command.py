@@ -1,0 +1,114 @@
+"""``solarstream serve``: the OpenAI-compatible gateway on uvicorn (extra ``server``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import sys
+from dataclasses import replace
+
+import click
+
+from ..errors import InvalidRequestError, MissingAuthError
+from ..providers import Upstage
+from .config import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENCY, GatewayConfig
+from .serving import bind_socket, build_server, is_loopback
+
+__all__ = ["serve"]
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free).")
+@click.option("--api-key", envvar="SOLARSTREAM_API_KEY", default=None, show_envvar=True,
+              help="Key clients must send as 'Authorization: Bearer KEY' (not the Upstage key).")
+@click.option("--upstream-base-url", default=None,
+              help="Upstage base URL (default: UPSTAGE_BASE_URL, UPSTAGE_API_BASE or https://api.upstage.ai/v1).")
+@click.option("--offline", is_flag=True, help="Answer from the built-in emulator (no Upstage key needed).")
+@click.option("--insecure-no-auth", is_flag=True,
+              help="Allow listening on a non-loopback address without --api-key.")
+@click.option("--max-concurrency", default=DEFAULT_MAX_CONCURRENCY, show_default=True, type=click.IntRange(1),
+              help="In-flight upstream requests; beyond it clients get 429 with Retry-After.")
+@click.option("--max-body-bytes", default=DEFAULT_MAX_BODY_BYTES, show_default=True, type=click.IntRange(1024),
+              help="Largest request body accepted (larger: 413).")
+@click.option("--upstream-max-retries", default=0, show_default=True, type=click.IntRange(0),
+              help="Retries the gateway makes upstream (clients such as the openai SDK retry themselves).")
+@click.option("--shutdown-timeout", default=30, show_default=True, type=click.IntRange(0),
+              help="Seconds to let non-streamed requests finish at shutdown.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(
+    host: str, port: int, api_key: str | None, upstream_base_url: str | None, offline: bool,
+    insecure_no_auth: bool, max_concurrency: int, max_body_bytes: int, upstream_max_retries: int,
+    shutdown_timeout: int, log_level: str,
+) -> None:
+    """Serve the OpenAI wire format (POST /v1/chat/completions, GET /v1/models) and a chat page at /.
+
+    The Upstage key (UPSTAGE_API_KEY) stays on the server; clients use --api-key, if one is set.
+    """
+    if not api_key and not is_loopback(host) and not insecure_no_auth:
+        raise click.UsageError(
+            f"refusing to listen on {host} without a gateway key: anyone who can reach it could spend your "
+            "Upstage credits. Pass --api-key (or set SOLARSTREAM_API_KEY), or --insecure-no-auth if you mean it."
+        )
+    if offline and upstream_base_url:
+        raise click.UsageError("--offline and --upstream-base-url exclude each other")
+    config = GatewayConfig(upstream_api_key="", api_key=api_key or None, max_concurrency=max_concurrency,
+                           max_body_bytes=max_body_bytes, upstream_max_retries=upstream_max_retries)
+    if not offline:
+        try:
+            config = replace(config, upstream_api_key=Upstage.resolve_api_key(),
+                             upstream_base_url=Upstage.resolve_base_url(upstream_base_url))
+        except MissingAuthError:
+            raise click.UsageError(
+                "the gateway needs an Upstage API key: set UPSTAGE_API_KEY (get one at "
+                "https://console.upstage.ai/api-keys), or use --offline to serve the built-in emulator"
+            ) from None
+        except InvalidRequestError as exc:
+            raise click.UsageError(exc.message) from None
+    _setup_logging(log_level)
+    try:
+        sock = bind_socket(host, port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                                   "choose another --port or --host") from None
+    with contextlib.suppress(KeyboardInterrupt), sock:
+        asyncio.run(_run(config, sock, offline=offline, log_level=log_level, shutdown_timeout=shutdown_timeout))
+
+
+async def _run(config: GatewayConfig, sock: socket.socket, *, offline: bool, log_level: str,
+               shutdown_timeout: int) -> None:
+    if not offline:
+        await _serve(config, sock, log_level, shutdown_timeout)
+        return
+    from ..emulator import Emulator
+
+    async with Emulator() as emulator:
+        config = replace(config, upstream_api_key=emulator.api_key, upstream_base_url=emulator.base_url,
+                         upstream_label="emulator")
+        await _serve(config, sock, log_level, shutdown_timeout)
+
+
+async def _serve(config: GatewayConfig, sock: socket.socket, log_level: str, shutdown_timeout: int) -> None:
+    server = build_server(config, log_level=log_level, shutdown_timeout=shutdown_timeout)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    upstream = ("the built-in emulator (answers are not from a real model)" if config.upstream_label == "emulator"
+                else config.safe_upstream_url)
+    click.echo(
+        f"solarstream gateway: chat page http://{shown}:{port}/ ; OpenAI base URL http://{shown}:{port}/v1\n"
+        f"  upstream: {upstream}; gateway key: {'required' if config.auth_required else 'not required'}",
+        err=True,
+    )
+    await server.serve(sockets=[sock])
+
+
+def _setup_logging(level: str) -> None:
+    logger = logging.getLogger("solarstream")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level.upper())

@@ -1,0 +1,118 @@
+"""Reading a chat request: a bounded body, strict JSON, and the fields the gateway decides itself.
+
+Everything else (message shapes, parameter types and ranges, what Upstage rejects) is checked by
+the core's ``Upstage.prepare_chat``; this module only makes sure nothing but request parameters
+reaches it, so a client can never set the gateway's transport (``base_url``, ``api_key``, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+from ..providers import Upstage
+from .errors import GatewayError, bad_request
+
+__all__ = ["ChatBody", "parse_chat_body", "read_body"]
+
+_CONFIG = Upstage.config
+#: what a client may send besides model/messages/stream: the parameters the core knows how to
+#: check, and those it rejects with a reason (so the client learns why)
+_ALLOWED = _CONFIG.parameters | frozenset(_CONFIG.rejected_parameters)
+
+
+@dataclass(frozen=True)
+class ChatBody:
+    model: str
+    messages: Any
+    stream: bool
+    params: dict[str, Any]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing (413) as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise _too_large(limit)
+        parts.append(part)
+    return b"".join(parts)
+
+
+def _too_large(limit: int) -> GatewayError:
+    return GatewayError(413, f"the request body is larger than this gateway accepts ({limit} bytes); "
+                             "send a shorter conversation or raise the gateway's --max-body-bytes",
+                        code="request_too_large")
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise bad_request(None, "the request body is empty; send a JSON object with model and messages",
+                          code="invalid_json")
+    try:
+        return json.loads(raw, parse_constant=_no_constants)
+    except RecursionError:
+        raise bad_request(None, "the request body is nested too deeply", code="invalid_json") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise bad_request(None, f"the request body is not valid JSON ({exc}); send a JSON object",
+                          code="invalid_json") from None
+
+
+def parse_chat_body(raw: bytes) -> ChatBody:
+    """Split a chat-completions body into model, messages, stream and checked-by-the-core params."""
+    data = parse_json(raw)
+    if not isinstance(data, dict):
+        raise bad_request(None, f"the request body must be a JSON object, not {_kind(data)}")
+    model = data.get("model")
+    if model is None:
+        raise bad_request("model", "model is required (for example \"solar-pro4\"; GET /v1/models lists them)",
+                          code="missing_required_parameter")
+    if not isinstance(model, str) or not model.strip():
+        raise bad_request("model", f"model must be a non-empty string, not {_kind(model)}")
+    if "messages" not in data:
+        raise bad_request("messages", "messages is required: a list of {\"role\": ..., \"content\": ...}",
+                          code="missing_required_parameter")
+    stream = data.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise bad_request("stream", f"stream must be true or false, not {_kind(stream)}")
+    params: dict[str, Any] = {}
+    for name, value in data.items():
+        if name in ("model", "messages", "stream"):
+            continue
+        if name == "n" and value in (None, 1) and not isinstance(value, bool):
+            continue  # one answer is what Upstage gives anyway
+        if name not in _ALLOWED:
+            raise bad_request(name, f"{name}: unknown parameter; this gateway accepts "
+                                    f"{', '.join(sorted(_CONFIG.parameters))}", code="unknown_parameter")
+        params[name] = value
+    if not stream and params.get("stream_options") is not None:
+        raise bad_request("stream_options", "stream_options is only allowed with \"stream\": true")
+    return ChatBody(model=model, messages=data["messages"], stream=bool(stream), params=params)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string" if value.strip() else "an empty string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
