@@ -328,7 +328,10 @@ class HTTPClient:
                 raise error from exc
             if resp.status < 400:
                 if resp.connection is not None and resp.connection.protocol is not None:
-                    resp.connection.protocol.read_timeout = timeout.read
+                    protocol = resp.connection.protocol
+                    protocol.read_timeout = timeout.read
+                    if not resp.content.is_eof():
+                        protocol.start_timeout()  # the timer running now still has the first-byte limit
                 return Response(resp, timeout)
             status_error = await _status_error(resp)
             if attempt < retry.max_retries and _retryable_status(status_error):
