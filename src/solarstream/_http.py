@@ -352,11 +352,14 @@ class HTTPClient:
         headers: Mapping[str, str],
         body: bytes | None = None,
         proxy: str | None = None,
+        timeout: Timeout | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Any:
         """A whole JSON answer (non-streamed completions, the model list)."""
         import json
 
-        response = await self.send(method, url, headers=headers, body=body, proxy=proxy)
+        response = await self.send(method, url, headers=headers, body=body, proxy=proxy, timeout=timeout,
+                                   retry=retry)
         try:
             raw = await response.read_all()
         except BaseException:

@@ -319,7 +319,7 @@ class OpenAICompatibleProvider(AsyncGeneratorProvider, ProviderModelMixin):
     @staticmethod
     async def send_completion(http: HTTPClient, request: ChatRequest) -> ChatCompletion:
         data = await http.request_json("POST", request.url, headers=request.headers, body=request.body,
-                                       proxy=request.proxy)
+                                       proxy=request.proxy, timeout=request.timeout, retry=request.retry)
         if not isinstance(data, dict):
             raise InvalidRequestError("the API answered with JSON that is not a completion object")
         return ChatCompletion.from_dict(data)
