@@ -94,6 +94,7 @@ def chat(
     base_url: str | None,
     proxy: str | None,
     offline: bool,
+    max_retries: int,
 ) -> None:
     """Ask a Solar model; the answer streams to stdout.
 
@@ -105,7 +106,8 @@ def chat(
     Exit status: 0 ok, 1 API or network error, 2 bad usage (also: no API key, or a request that
     is known to be invalid, found before sending), 130 interrupted.
     """
-    conn = Connection(api_key=api_key, base_url=base_url, proxy=proxy, offline=offline)
+    conn = Connection(api_key=api_key, base_url=base_url, proxy=proxy, offline=offline,
+                      max_retries=max_retries)
     conn.check()
     params = {k: v for k, v in (("temperature", temperature), ("max_tokens", max_tokens),
                                 ("reasoning_effort", reasoning_effort)) if v is not None}

@@ -28,6 +28,7 @@ class Connection:
     base_url: str | None = None
     proxy: str | None = None
     offline: bool = False
+    max_retries: int = 2
 
     def check(self) -> None:
         if self.offline and (self.base_url or self.api_key or self.proxy):
@@ -36,7 +37,7 @@ class Connection:
 
 
 def connection_options(fn: F) -> F:
-    """Add the four options; the command receives them as ``api_key``, ``base_url``, ``proxy``, ``offline``."""
+    """Add the options; the command receives ``api_key``, ``base_url``, ``proxy``, ``offline``, ``max_retries``."""
     for decorator in reversed((
         click.option("--api-key", metavar="KEY", help="Upstage API key (default: $UPSTAGE_API_KEY)."),
         click.option("--base-url", metavar="URL",
@@ -45,6 +46,8 @@ def connection_options(fn: F) -> F:
                      help="http://, https:// or socks5:// proxy (default: $HTTPS_PROXY / $HTTP_PROXY)."),
         click.option("--offline", is_flag=True,
                      help="Use the built-in emulator (no key, no network); the output says so."),
+        click.option("--max-retries", type=click.IntRange(min=0), default=2, show_default=True,
+                     help="Retries after connection errors, 429 and 5xx (before any answer arrives)."),
     )):
         fn = decorator(fn)
     return fn
@@ -56,12 +59,14 @@ async def open_client(conn: Connection) -> AsyncIterator[AsyncClient]:
     from ..client import AsyncClient
 
     if not conn.offline:
-        async with AsyncClient(api_key=conn.api_key, base_url=conn.base_url, proxy=conn.proxy) as client:
+        async with AsyncClient(api_key=conn.api_key, base_url=conn.base_url, proxy=conn.proxy,
+                               max_retries=conn.max_retries) as client:
             yield client
         return
     from ..emulator import Emulator
 
     async with Emulator() as emulator:
         notice(OFFLINE_NOTICE)
-        async with AsyncClient(api_key=emulator.api_key, base_url=emulator.base_url) as client:
+        async with AsyncClient(api_key=emulator.api_key, base_url=emulator.base_url,
+                               max_retries=conn.max_retries) as client:
             yield client

@@ -72,13 +72,14 @@ def _table(rows: list[list[str]]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @connection_options
 def models(live: bool, as_json: bool, api_key: str | None, base_url: str | None, proxy: str | None,
-           offline: bool) -> None:
+           offline: bool, max_retries: int) -> None:
     """List the Solar models: current ones with their dated id, retired ones with their successor.
 
     Retired names and aliases still work in requests: they go to the successor (with a warning).
     """
     if live:
-        conn = Connection(api_key=api_key, base_url=base_url, proxy=proxy, offline=offline)
+        conn = Connection(api_key=api_key, base_url=base_url, proxy=proxy, offline=offline,
+                          max_retries=max_retries)
         conn.check()
         ids = run(_live(conn))
         if as_json:
