@@ -10,7 +10,7 @@ import json
 import math
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from .._http import HTTPClient, RetryPolicy, Timeout, check_proxy
@@ -70,6 +70,13 @@ def default_http_client() -> HTTPClient:
     if _default_http is None:
         _default_http = HTTPClient()
     return _default_http
+
+
+def _retry(http: HTTPClient, request: ChatRequest) -> RetryPolicy | None:
+    """``max_retries=`` changes only how many retries: the client's backoff and limits stay."""
+    if request.retry is None:
+        return None
+    return replace(http.retry, max_retries=request.retry.max_retries)
 
 
 def _bad(param: str, message: str) -> InvalidRequestError:
@@ -313,13 +320,13 @@ class OpenAICompatibleProvider(AsyncGeneratorProvider, ProviderModelMixin):
         """A stream for a prepared request; the request is sent on first iteration."""
         return ChatStream(
             lambda: http.send("POST", request.url, headers=request.headers, body=request.body,
-                              proxy=request.proxy, timeout=request.timeout, retry=request.retry)
+                              proxy=request.proxy, timeout=request.timeout, retry=_retry(http, request))
         )
 
     @staticmethod
     async def send_completion(http: HTTPClient, request: ChatRequest) -> ChatCompletion:
         data = await http.request_json("POST", request.url, headers=request.headers, body=request.body,
-                                       proxy=request.proxy, timeout=request.timeout, retry=request.retry)
+                                       proxy=request.proxy, timeout=request.timeout, retry=_retry(http, request))
         if not isinstance(data, dict):
             raise InvalidRequestError("the API answered with JSON that is not a completion object")
         return ChatCompletion.from_dict(data)
