@@ -17,6 +17,7 @@ import email.utils
 import logging
 import random
 import time
+import urllib.request
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -269,8 +270,10 @@ class HTTPClient:
             connector = ProxyConnector.from_url(f"{plain}://{rest}", rdns=rdns, limit=self.connection_limit)
         return aiohttp.ClientSession(
             connector=connector,
-            # env proxies (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) apply only when no proxy was given
-            trust_env=True,
+            # not trust_env: it also reads ~/.netrc for the target host, and a matching entry (any
+            # "default" one) makes aiohttp refuse our Authorization header. Env proxies are looked
+            # up in send() instead, only when no proxy was given.
+            trust_env=False,
             timeout=aiohttp.ClientTimeout(total=None),
             headers={"User-Agent": USER_AGENT},
             auto_decompress=True,
@@ -302,6 +305,10 @@ class HTTPClient:
         retry = retry or self.retry
         session = await self._session(proxy)
         http_proxy = proxy if proxy and urlsplit(proxy).scheme.lower() in _HTTP_PROXY_SCHEMES else None
+        proxy_auth: aiohttp.BasicAuth | None = None
+        if proxy is None:
+            http_proxy, proxy_auth = await _env_proxy(url)
+            proxy = http_proxy
         client_timeout = aiohttp.ClientTimeout(
             total=timeout.total, sock_connect=timeout.connect, sock_read=timeout.first_byte
         )
@@ -309,7 +316,7 @@ class HTTPClient:
         while True:
             try:
                 resp = await session.request(
-                    method, url, data=body, headers=headers, proxy=http_proxy,
+                    method, url, data=body, headers=headers, proxy=http_proxy, proxy_auth=proxy_auth,
                     timeout=client_timeout, allow_redirects=False,
                 )
             except asyncio.CancelledError:
@@ -375,6 +382,20 @@ class HTTPClient:
                 f"HTTP {response.status} answer is not JSON: {excerpt(raw) or '(empty body)'}",
                 body=excerpt(raw),
             ) from exc
+
+
+async def _env_proxy(url: str) -> tuple[str | None, aiohttp.BasicAuth | None]:
+    """The HTTP(S)_PROXY / NO_PROXY choice for ``url``, as aiohttp's ``trust_env`` makes it."""
+    if not any(k in ("http", "https") for k in urllib.request.getproxies_environment()):
+        return None, None  # the common case: no thread hop
+    from aiohttp.helpers import get_env_proxy_for_url
+    from yarl import URL
+
+    try:  # reads ~/.netrc for the proxy's credentials: off the loop, as aiohttp does
+        proxy_url, auth = await asyncio.to_thread(get_env_proxy_for_url, URL(url))
+    except LookupError:
+        return None, None
+    return str(proxy_url), auth
 
 
 def _request_id(headers: Mapping[str, str]) -> str | None:
