@@ -227,7 +227,8 @@ async def test_non_stream_answer_shape(emu: Emulator, session: aiohttp.ClientSes
     uuid.UUID(body["id"])
     assert body["object"] == "chat.completion"
     assert body["model"] == "solar-mini-250422"
-    assert isinstance(body["created"], int) and body["created"] > 1_700_000_000
+    assert isinstance(body["created"], int)
+    assert body["created"] > 1_700_000_000
     assert body["system_fingerprint"] is None
     [choice] = body["choices"]
     assert choice["finish_reason"] == "stop"

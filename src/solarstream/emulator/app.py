@@ -103,7 +103,7 @@ async def _record(request: web.Request, state: EmulatorState) -> bytes:
     except ValueError:
         parsed = None
     headers = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
-    state.requests.append(RequestRecord(request.method, request.path, headers, raw, parsed))
+    state.record(RequestRecord(request.method, request.path, headers, raw, parsed))
     return raw
 
 

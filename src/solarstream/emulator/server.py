@@ -131,3 +131,7 @@ class Emulator:
     async def wait_for_disconnects(self, count: int = 1) -> int:
         """Return once the server has seen ``count`` client disconnects (wrap in ``asyncio.wait_for``)."""
         return await self.state.wait_for_disconnects(count)
+
+    async def wait_for_requests(self, count: int = 1) -> list[RequestRecord]:
+        """Return once ``count`` requests have arrived (their bodies read), e.g. before cancelling one."""
+        return await self.state.wait_for_requests(count)

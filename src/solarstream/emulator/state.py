@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +46,7 @@ class EmulatorState:
         self.cache_keys: set[str] = set()
         #: set when the emulator shuts down: stalled and slow streams end at once
         self.closing = asyncio.Event()
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
 
     def attempt(self, scenario: Scenario) -> int:
         """Count one more request with this scenario; return the count so far."""
@@ -54,27 +54,42 @@ class EmulatorState:
         self.attempts[scenario.key] = count
         return count
 
+    def record(self, record: RequestRecord) -> None:
+        self.requests.append(record)
+        self._wake()
+
     def note_disconnect(self) -> None:
         """A client went away before its stream ended."""
         if self.closing.is_set():
             return  # our own shutdown cut it: not the client's doing
         self.disconnects += 1
+        self._wake()
+
+    def _wake(self) -> None:
         waiting = []
-        for count, future in self._waiters:
-            if count <= self.disconnects:
+        for ready, future in self._waiters:
+            if ready():
                 if not future.done():
                     future.set_result(None)
             else:
-                waiting.append((count, future))
+                waiting.append((ready, future))
         self._waiters = waiting
+
+    async def _wait(self, ready: Callable[[], bool]) -> None:
+        if not ready():
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append((ready, future))
+            await future
 
     async def wait_for_disconnects(self, count: int = 1) -> int:
         """Wait until at least ``count`` disconnects were seen (bound it with ``asyncio.wait_for``)."""
-        if self.disconnects < count:
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append((count, future))
-            await future
+        await self._wait(lambda: self.disconnects >= count)
         return self.disconnects
+
+    async def wait_for_requests(self, count: int = 1) -> list[RequestRecord]:
+        """Wait until at least ``count`` requests arrived (bound it with ``asyncio.wait_for``)."""
+        await self._wait(lambda: len(self.requests) >= count)
+        return self.requests
 
     def rate_limit_headers(self) -> dict[str, str]:
         """``X-Upstage-RateLimit-*``: a plausible tier-0 budget that counts down per request."""
