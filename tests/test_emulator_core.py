@@ -1,0 +1,147 @@
+"""solarstream's own client against the emulator: each failure arrives as the right typed error,
+retries can be counted, and every wire variant gives the same answer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from solarstream import _models
+from solarstream._http import HTTPClient, RetryPolicy
+from solarstream.emulator import Emulator
+from solarstream.emulator.answers import answer_text
+from solarstream.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    ModelNotSupportedError,
+    QuotaExceededError,
+    RateLimitError,
+    ServerError,
+    StreamError,
+    StreamTruncatedError,
+)
+from solarstream.providers import Upstage
+from solarstream.types import TextDelta, ToolCalls, UsageReport
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    async with Emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[HTTPClient]:
+    client = HTTPClient(retry=RetryPolicy(max_retries=2, backoff=0.001, backoff_max=0.002))
+    yield client
+    await client.aclose()
+
+
+def kw(emu: Emulator, **extra: Any) -> dict[str, Any]:
+    return {"base_url": emu.base_url, "api_key": emu.api_key, **extra}
+
+
+async def collect(http: HTTPClient, emu: Emulator, text: str, model: str = "solar-mini", **extra: Any) -> str:
+    request = Upstage.prepare_chat(model, [{"role": "user", "content": text}], stream=True, **kw(emu, **extra))
+    async with Upstage.open_stream(http, request) as stream:
+        return "".join([piece async for piece in stream.text()])
+
+
+@pytest.mark.parametrize("variant", ["", "[emulate:crlf]", "[emulate:keepalive]", "[emulate:usage-separate]",
+                                     "[emulate:slow delay_ms=1]", "[emulate:crlf] [emulate:keepalive every=3]"])
+async def test_every_wire_variant_gives_the_same_text(emu: Emulator, http: HTTPClient, variant: str) -> None:
+    assert await collect(http, emu, f"Привет {variant}".strip()) == answer_text("Привет")
+
+
+async def test_legacy_base_url_works(emu: Emulator, http: HTTPClient) -> None:
+    request = Upstage.prepare_chat("solar-mini", [{"role": "user", "content": "hi"}], stream=True,
+                                   base_url=emu.legacy_base_url, api_key=emu.api_key)
+    async with Upstage.open_stream(http, request) as stream:
+        assert "".join([p async for p in stream.text()]) == answer_text("hi")
+
+
+async def test_retries_are_counted_by_the_emulator(emu: Emulator, http: HTTPClient) -> None:
+    text = await collect(http, emu, "[emulate:error status=503 times=2] again")
+    assert text == answer_text("again")
+    assert list(emu.attempts.values()) == [3]
+    assert len(emu.requests) == 3
+
+
+async def test_rate_limit_retried_after_advertised_delay(emu: Emulator, http: HTTPClient) -> None:
+    text = await collect(http, emu, "[emulate:rate-limit header=retry-after-ms delay_ms=5 times=1] go")
+    assert text == answer_text("go")
+    assert len(emu.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("directive", "error", "code"),
+    [("error status=401", AuthenticationError, "invalid_api_key"),
+     ("error status=401 code=api_key_is_blocked", QuotaExceededError, "api_key_is_blocked"),
+     ("error status=429 body=legacy", RateLimitError, None),
+     ("rate-limit code=usage_limit_exceeded", QuotaExceededError, "usage_limit_exceeded"),
+     ("error status=400 code=context_length_exceeded", InvalidRequestError, "context_length_exceeded"),
+     ("error status=502 body=empty", ServerError, None),
+     ("html-error", ServerError, None),
+     ("error status=499", InvalidRequestError, "client_closed_request")],
+)
+async def test_http_errors_map_to_typed_errors(
+    emu: Emulator, http: HTTPClient, directive: str, error: type[Exception], code: str | None
+) -> None:
+    with pytest.raises(error) as info:
+        await collect(http, emu, f"[emulate:{directive}]", max_retries=0)
+    assert getattr(info.value, "code", None) == code
+    assert emu.api_key not in str(info.value)
+
+
+async def test_stream_faults_map_to_typed_errors(emu: Emulator, http: HTTPClient) -> None:
+    with pytest.raises(StreamTruncatedError):
+        await collect(http, emu, "[emulate:truncate after=2]")
+    with pytest.raises(StreamTruncatedError):
+        await collect(http, emu, "[emulate:reset after=2]")
+    with pytest.raises(StreamError, match="overloaded") as info:
+        await collect(http, emu, "[emulate:midstream-error code=overloaded event=1]")
+    assert info.value.code == "overloaded"
+
+
+async def test_retired_and_invalid_models_are_model_not_supported(emu: Emulator, http: HTTPClient) -> None:
+    for name in ("solar-pro2", "made-up-model"):
+        # extra_body goes out as written: the API, not our validation, answers
+        request = Upstage.prepare_chat("solar-mini", [{"role": "user", "content": "hi"}], stream=False,
+                                       extra_body={"model": name}, **kw(emu))
+        with pytest.raises(ModelNotSupportedError, match=name):
+            await Upstage.send_completion(http, request)
+
+
+async def test_events_for_tools_reasoning_and_usage(emu: Emulator, http: HTTPClient) -> None:
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {
+        "type": "object", "properties": {"q": {"type": "string"}}}}}]
+    request = Upstage.prepare_chat("solar-pro4", [{"role": "user", "content": "find it"}], stream=True,
+                                   tools=tools, reasoning_effort="high", stream_options={"include_usage": True},
+                                   **kw(emu))
+    stream = Upstage.open_stream(http, request)
+    events = [e async for e in stream.events()]
+    [calls] = [e for e in events if isinstance(e, ToolCalls)]
+    assert calls.calls[0].function.name == "lookup"
+    assert calls.calls[0].function.arguments == '{"q": "emulated q"}'
+    assert not [e for e in events if isinstance(e, TextDelta)]
+    [usage] = [e for e in events if isinstance(e, UsageReport)]
+    assert usage.usage.reasoning_tokens > 0
+    assert stream.finish_reason == "tool_calls"
+    assert stream.reasoning
+
+
+async def test_forced_tool_call_finishing_with_stop_is_still_tool_calls(emu: Emulator, http: HTTPClient) -> None:
+    request = Upstage.prepare_chat("solar-mini", [{"role": "user", "content": "[emulate:tools finish=stop]"}],
+                                   stream=True, **kw(emu))
+    async with Upstage.open_stream(http, request) as stream:
+        async for _ in stream:
+            pass
+    assert stream.finish_reason == "tool_calls"
+    assert stream.tool_calls.calls()[0].function.name == "get_weather"
+
+
+async def test_list_models(emu: Emulator, http: HTTPClient) -> None:
+    models = await Upstage.list_models(http=http, **kw(emu))
+    assert {m.id for m in models} >= set(_models.CURRENT_MODELS)
