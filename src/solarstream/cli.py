@@ -110,3 +110,7 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> None:
     """The console-script entry point."""
     cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="solarstream")
+
+
+if __name__ == "__main__":
+    main()

@@ -79,6 +79,10 @@ class Conversation:
 
 async def converse(conn: Connection, settings: ChatSettings, first: str | None) -> None:
     _enable_line_editing()
+    # at the prompt Ctrl-C must raise KeyboardInterrupt in input(), not cancel the task (the runner's
+    # handler); each answer installs its own handler while it streams
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
     conversation = Conversation(settings)
     async with open_client(conn) as client:
         notice(f"solarstream chat with {settings.model}: /help for commands, Ctrl-D to leave")
