@@ -305,10 +305,8 @@ class HTTPClient:
         retry = retry or self.retry
         session = await self._session(proxy)
         http_proxy = proxy if proxy and urlsplit(proxy).scheme.lower() in _HTTP_PROXY_SCHEMES else None
-        proxy_auth: aiohttp.BasicAuth | None = None
         if proxy is None:
-            http_proxy, proxy_auth = await _env_proxy(url)
-            proxy = http_proxy
+            proxy = http_proxy = await _env_proxy(url)
         client_timeout = aiohttp.ClientTimeout(
             total=timeout.total, sock_connect=timeout.connect, sock_read=timeout.first_byte
         )
@@ -316,7 +314,7 @@ class HTTPClient:
         while True:
             try:
                 resp = await session.request(
-                    method, url, data=body, headers=headers, proxy=http_proxy, proxy_auth=proxy_auth,
+                    method, url, data=body, headers=headers, proxy=http_proxy,
                     timeout=client_timeout, allow_redirects=False,
                 )
             except asyncio.CancelledError:
@@ -384,18 +382,22 @@ class HTTPClient:
             ) from exc
 
 
-async def _env_proxy(url: str) -> tuple[str | None, aiohttp.BasicAuth | None]:
+async def _env_proxy(url: str) -> str | None:
     """The HTTP(S)_PROXY / NO_PROXY choice for ``url``, as aiohttp's ``trust_env`` makes it."""
     if not any(k in ("http", "https") for k in urllib.request.getproxies_environment()):
-        return None, None  # the common case: no thread hop
+        return None  # the common case: no thread hop
     from aiohttp.helpers import get_env_proxy_for_url
     from yarl import URL
 
     try:  # reads ~/.netrc for the proxy's credentials: off the loop, as aiohttp does
         proxy_url, auth = await asyncio.to_thread(get_env_proxy_for_url, URL(url))
     except LookupError:
-        return None, None
-    return str(proxy_url), auth
+        return None
+    if auth is not None:
+        # credentials go back into the URL: aiohttp sends those for plain http:// requests too
+        # (proxy_headers= reach only CONNECT, and proxy_auth= is deprecated in aiohttp 3.14)
+        proxy_url = proxy_url.with_user(auth.login).with_password(auth.password)
+    return str(proxy_url)
 
 
 def _request_id(headers: Mapping[str, str]) -> str | None:
