@@ -331,6 +331,12 @@ class HTTPClient:
                     attempt += 1
                     continue
                 raise error from exc
+            if resp.status == 407 and http_proxy:
+                resp.close()  # the proxy answered for itself (plain http:// through an HTTP proxy)
+                raise APIConnectionError(
+                    f"the proxy {_host_port(http_proxy)} refused the request: HTTP 407 "
+                    "(check the proxy's user name and password)"
+                )
             if resp.status < 400:
                 if resp.connection is not None and resp.connection.protocol is not None:
                     protocol = resp.connection.protocol
