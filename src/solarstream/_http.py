@@ -550,6 +550,13 @@ def _connection_error(
         return InvalidRequestError(f"invalid URL {redact_url(str(exc.url))}")
     if isinstance(exc, (aiohttp.ClientError, OSError)):
         return APIConnectionError(f"the connection to {target}{via} failed ({_describe(exc)})")
+    if isinstance(exc, EOFError) and proxy and urlsplit(proxy).scheme.lower() in _SOCKS_SCHEMES:
+        # python_socks reads the handshake with readexactly(): a proxy that hangs up (as on a
+        # wrong password) surfaces as asyncio.IncompleteReadError
+        return APIConnectionError(
+            f"the SOCKS proxy {_host_port(proxy)} closed the connection during the handshake "
+            "(check the proxy's user name and password)"
+        )
     if _is_socks_error(exc):
         return APIConnectionError(f"the SOCKS proxy {_host_port(proxy or '')} failed ({type(exc).__name__})")
     return None
