@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -294,3 +296,12 @@ def test_emulate_is_wired() -> None:
     result = run(["emulate", "--help"])
     assert result.exit_code == 0
     assert "--port" in result.stdout
+
+
+def test_serve_without_the_server_extra_says_what_to_install() -> None:
+    # a child process where importing fastapi fails, as it does when the extra is not installed
+    code = "import sys; sys.modules['fastapi'] = None; from solarstream.cli import main; main(['serve'])"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("solarstream: error: 'solarstream serve' needs the 'server' extra: "
+                                   "pip install 'solarstream[server]'")

@@ -55,6 +55,13 @@ def fail(message: str, code: int) -> NoReturn:
     raise click.exceptions.Exit(code)
 
 
+def _missing_extra(exc: ModuleNotFoundError, command: str) -> NoReturn:
+    extra = _EXTRAS.get((exc.name or "").partition(".")[0])
+    if extra is None:
+        raise exc
+    fail(f"'solarstream {command}' needs the '{extra}' extra: pip install 'solarstream[{extra}]'", 2)
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use, with one error policy for all."""
 
@@ -69,10 +76,7 @@ class LazyGroup(click.Group):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            extra = _EXTRAS.get((exc.name or "").partition(".")[0])
-            if extra is None:
-                raise
-            fail(f"'solarstream {cmd_name}' needs the '{extra}' extra: pip install 'solarstream[{extra}]'", 2)
+            _missing_extra(exc, cmd_name)
         command = getattr(module, attribute)
         assert isinstance(command, click.Command)
         return command
@@ -87,6 +91,8 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except SolarstreamError as exc:
             fail(error_line(exc), exit_code(exc))
+        except ModuleNotFoundError as exc:  # an optional dependency imported when the command runs
+            _missing_extra(exc, ctx.invoked_subcommand or "")
         except KeyboardInterrupt:
             click.echo("solarstream: interrupted", err=True)
             raise click.exceptions.Exit(130) from None
