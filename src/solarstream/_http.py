@@ -504,7 +504,7 @@ def _retry_delay(attempt: int, headers: Mapping[str, str], retry: RetryPolicy) -
 
 
 def _is_socks_error(exc: BaseException) -> bool:
-    return type(exc).__module__.startswith("python_socks")
+    return type(exc).__module__.startswith(("python_socks", "aiohttp_socks"))
 
 
 def _describe(exc: BaseException) -> str:
