@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -109,6 +110,13 @@ def test_options_go_into_the_request(emu: Emulator) -> None:
     body = last_body(emu)
     assert (body["model"], body["temperature"], body["max_tokens"], body["reasoning_effort"]) == \
         ("solar-pro3", 0.3, 400, "medium")
+
+
+def test_retired_model_warns_once_and_uses_the_successor(emu: Emulator) -> None:
+    result = run(["chat", "-m", "solar-pro2", "Hi"], emu)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == "solarstream: warning: model 'solar-pro2' is retired; using its successor 'solar-pro3'\n"
+    assert last_body(emu)["model"] == "solar-pro3"
 
 
 def test_json_lines_parse_back(emu: Emulator) -> None:
@@ -305,3 +313,25 @@ def test_serve_without_the_server_extra_says_what_to_install() -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("solarstream: error: 'solarstream serve' needs the 'server' extra: "
                                    "pip install 'solarstream[server]'")
+
+
+HELP_FILE = Path(__file__).resolve().parent.parent / "docs" / "cli-help.txt"
+
+
+def help_text() -> str:
+    """``--help`` of the group and of the commands this module owns, as docs/cli-help.txt has it."""
+    parts = []
+    for args in ([], ["chat"], ["models"]):
+        result = CliRunner().invoke(cli, [*args, "--help"], prog_name="solarstream", terminal_width=100)
+        assert result.exit_code == 0
+        parts.append(f"$ solarstream {' '.join([*args, '--help'])}\n{result.stdout}")
+    return "\n".join(parts)
+
+
+def test_help_in_the_docs_is_current() -> None:
+    """docs/cli-help.txt is --help, verbatim; regenerate with: python -m tests.test_cli"""
+    assert HELP_FILE.read_text(encoding="utf-8") == help_text()
+
+
+if __name__ == "__main__":
+    HELP_FILE.write_text(help_text(), encoding="utf-8")

@@ -8,7 +8,9 @@ of the contract (0 ok, 1 API or network error, 2 bad usage, 130 interrupted).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import sys
 from typing import Any, NoReturn
 
@@ -96,6 +98,13 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("solarstream: interrupted", err=True)
             raise click.exceptions.Exit(130) from None
+        except BrokenPipeError:
+            # the reader left (``| head``): stop quietly; point stdout at /dev/null so the
+            # interpreter's final flush does not complain again
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            raise click.exceptions.Exit(1) from None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

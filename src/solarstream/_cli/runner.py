@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
+import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -18,7 +20,19 @@ __all__ = ["run"]
 T = TypeVar("T")
 
 
+class _StderrLines(logging.Handler):
+    """Library warnings (a retired model name, a retry) as one plain line each on stderr
+    (whatever ``sys.stderr`` is at the time, so test runners that swap it see them)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(f"solarstream: {record.levelname.lower()}: {record.getMessage()}\n")
+        sys.stderr.flush()
+
+
 def run(main: Coroutine[Any, Any, T]) -> T:
+    log = logging.getLogger("solarstream")
+    handler = _StderrLines(logging.WARNING)
+    log.addHandler(handler)
     loop = asyncio.new_event_loop()
     task = loop.create_task(main)
     interrupted = False
@@ -43,3 +57,4 @@ def run(main: Coroutine[Any, Any, T]) -> T:
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()
+            log.removeHandler(handler)
