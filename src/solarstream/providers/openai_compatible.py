@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from .._http import HTTPClient, RetryPolicy, Timeout, check_proxy
+from .._http import HTTPClient, RetryPolicy, Timeout, check_proxy, redact_url
 from .._stream import ChatStream
 from ..errors import InvalidRequestError, MissingAuthError
 from ..types import AsyncResult, ChatCompletion, Messages, Model, StreamEvent
@@ -52,11 +52,11 @@ class ChatRequest:
     """A validated request, ready to send."""
 
     url: str
-    headers: dict[str, str]
+    headers: dict[str, str] = field(repr=False)  # the Authorization header: never in a repr
     body: bytes
     model: str
     stream: bool
-    proxy: str | None
+    proxy: str | None = field(repr=False)  # may carry a password
     timeout: Timeout | None
     retry: RetryPolicy | None
 
@@ -200,7 +200,7 @@ class OpenAICompatibleProvider(AsyncGeneratorProvider, ProviderModelMixin):
         url = base_url or next((os.environ[v] for v in cls.config.base_url_env if os.environ.get(v)), None)
         url = (url or cls.config.base_url).rstrip("/")
         if not url.startswith(("http://", "https://")):
-            raise InvalidRequestError(f"base URL must start with http:// or https://, not {url!r}",
+            raise InvalidRequestError(f"base URL must start with http:// or https://, not {redact_url(url)!r}",
                                       param="base_url")
         return url
 
