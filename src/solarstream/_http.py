@@ -134,16 +134,21 @@ def check_proxy(proxy: str | None) -> str | None:
 class Response:
     """A successful response whose body is read by the caller; always ``finish()`` or ``close()`` it."""
 
-    __slots__ = ("_resp", "_timeout", "headers", "received", "request_id", "status")
+    __slots__ = ("_resp", "_secret", "_timeout", "headers", "received", "request_id", "status")
 
-    def __init__(self, resp: aiohttp.ClientResponse, timeout: Timeout) -> None:
+    def __init__(self, resp: aiohttp.ClientResponse, timeout: Timeout, secret: str | None = None) -> None:
         self._resp = resp
         self._timeout = timeout
+        self._secret = secret
         self.status = resp.status
         self.headers: Mapping[str, str] = resp.headers
         self.request_id = _request_id(resp.headers)
         #: Body bytes read so far.
         self.received = 0
+
+    def redact(self, text: str) -> str:
+        """``text`` without the request's API key (for messages quoting what the server said)."""
+        return text.replace(self._secret, "***") if self._secret and self._secret in text else text
 
     async def read_chunk(self) -> bytes:
         """The next bytes of the body, ``b""`` at its end."""
@@ -343,8 +348,8 @@ class HTTPClient:
                     protocol.read_timeout = timeout.read
                     if not resp.content.is_eof():
                         protocol.start_timeout()  # the timer running now still has the first-byte limit
-                return Response(resp, timeout)
-            status_error = await _status_error(resp)
+                return Response(resp, timeout, _bearer(headers))
+            status_error = await _status_error(resp, _bearer(headers))
             if attempt < retry.max_retries and _retryable_status(status_error):
                 status_delay = _retry_delay(attempt, resp.headers, retry)
                 if status_delay is not None:
@@ -414,7 +419,15 @@ def _request_id(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-async def _status_error(resp: aiohttp.ClientResponse) -> APIStatusError:
+def _bearer(headers: Mapping[str, str]) -> str | None:
+    """The API key sent, so that an error quoting it back can be redacted."""
+    for name, value in headers.items():
+        if name.lower() == "authorization" and value[:7].lower() == "bearer " and len(value) > 14:
+            return value[7:]
+    return None
+
+
+async def _status_error(resp: aiohttp.ClientResponse, secret: str | None = None) -> APIStatusError:
     raw = bytearray()
 
     async def read() -> None:
@@ -429,8 +442,11 @@ async def _status_error(resp: aiohttp.ClientResponse) -> APIStatusError:
         pass  # keep what arrived
     finally:
         resp.close()
+    body = bytes(raw[:_ERROR_BODY_LIMIT])
+    if secret:  # some APIs quote the key they refused
+        body = body.replace(secret.encode(), b"***")
     return error_from_response(
-        resp.status, bytes(raw[:_ERROR_BODY_LIMIT]), request_id=_request_id(resp.headers),
+        resp.status, body, request_id=_request_id(resp.headers),
         retry_after=_advertised_delay(resp.headers),
     )
 

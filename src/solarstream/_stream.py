@@ -133,12 +133,12 @@ class ChatStream:
                         obj = loads(payload)
                     except ValueError as exc:
                         raise StreamError(
-                            f"the stream sent data that is not JSON: {excerpt(payload)}", body=excerpt(payload)
+                            f"the stream sent data that is not JSON: {excerpt(response.redact(payload))}", body=excerpt(response.redact(payload))
                         ) from exc
                     if type(obj) is not dict:
-                        raise StreamError(f"the stream sent a JSON value that is not an object: {excerpt(payload)}")
+                        raise StreamError(f"the stream sent a JSON value that is not an object: {excerpt(response.redact(payload))}")
                     if "error" in obj or event.event == "error":
-                        raise _stream_error(obj)
+                        raise _stream_error(loads(response.redact(payload)))
                     track(obj)
                     yield obj
             decoder.close()
@@ -281,6 +281,7 @@ async def _refuse_non_stream(response: Response) -> None:
         raw = await response.read_all()
     finally:
         response.close()
+    raw = response.redact(raw.decode("utf-8", "replace")).encode()
     try:
         obj = json.loads(raw)
     except ValueError:
