@@ -90,7 +90,7 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 0) -> str:
 def figures_table(r: Results) -> str:
     cfg = r["config"]
     lines = [
-        f"| client | single stream, chunks/s (median / best of {cfg['repeats']}) "
+        f"| client | single stream, chunks/s (median / best of {cfg['rounds'] * cfg['repeats']}) "
         f"| TTFC median, ms | {cfg['streams']} concurrent, aggregate chunks/s (median) "
         "| peak RSS, MB (before streams) |",
         "|---|---:|---:|---:|---:|",
@@ -103,7 +103,8 @@ def figures_table(r: Results) -> str:
             lines.append(f"| {label} | {v.get('skipped') or 'FAILED: ' + v['failed']} | | | |")
             continue
         best = max(v["single_rates"]) if v.get("single_rates") else None
-        rss = f"{_fmt(v.get('peak_rss_mb'), digits=1)} ({_fmt(v.get('rss_before_mb'), digits=1)})"
+        peak = max(v["peak_rss_mb"]) if v.get("peak_rss_mb") else None
+        rss = f"{_fmt(peak, digits=1)} ({_fmt(_median(v.get('rss_before_mb')), digits=1)})"
         lines.append(
             f"| {label} | {_fmt(single_median(r, name))} / {_fmt(best)} | {_fmt(ttfc_median(r, name), 1e3, 3)} "
             f"| {_fmt(concurrent_median(r, name))} | {rss} |"
@@ -144,14 +145,17 @@ Command (from the repository root; about {cfg['estimate']}):
 
 {figures_table(r)}
 
-- Single stream: one answer of {cfg['single']:,} text chunks, from the call to the last piece; {cfg['repeats']}
-  repeats after a warm-up request.
+- Variants run interleaved in rounds (a, b, c, d, e, then again), each round in fresh processes, so a
+  disturbance hits all of them alike; ratios compare medians.
+- Single stream: one answer of {cfg['single']:,} text chunks, from the call to the last piece;
+  {cfg['rounds']} rounds of {cfg['repeats']} after a warm-up request.
 - TTFC: {cfg['ttfc']} sequential requests of {cfg['ttfc_chunks']} chunks each, from the call to the first text
   piece; the rest of each answer is read too. The naive loop opens a new connection every time (as the seed
   did); the others reuse pooled connections.
-- Concurrent: {cfg['streams']} answers of {cfg['chunks']} chunks streamed at once, {cfg['concurrent_repeats']}
-  rounds; aggregate text chunks per second. Peak RSS is `ru_maxrss` of the variant's own process; the
-  number in brackets is its RSS after imports and one warm-up request, before the concurrent streams.
+- Concurrent: {cfg['streams']} answers of {cfg['chunks']} chunks streamed at once, {cfg['concurrent_rounds']}
+  rounds; aggregate text chunks per second. Peak RSS is `ru_maxrss` of the variant's own process (the
+  highest of the rounds); the number in brackets is its RSS after imports and one warm-up request, before
+  the concurrent streams.
 - Every answer is checked: the exact number of pieces and the exact text, or the run fails.
 
 ## Ratios

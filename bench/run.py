@@ -30,13 +30,14 @@ from bench.imports import IMPORTS, import_seconds
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 
-FULL = {"single": 30_000, "repeats": 5, "ttfc": 200, "ttfc_chunks": 16, "streams": 500, "chunks": 200,
-        "concurrent_repeats": 3, "import_runs": 9, "estimate": "3-4 minutes on 2 cores"}
-QUICK = {"single": 2_000, "repeats": 2, "ttfc": 20, "ttfc_chunks": 16, "streams": 50, "chunks": 50,
-         "concurrent_repeats": 1, "import_runs": 2, "estimate": "30 seconds"}
+#: rounds x repeats single-stream samples per variant; TTFC requests are spread over the rounds
+FULL = {"single": 30_000, "rounds": 5, "repeats": 2, "ttfc": 200, "ttfc_chunks": 16, "streams": 500,
+        "chunks": 200, "concurrent_rounds": 3, "import_runs": 9, "estimate": "3-4 minutes on 2 cores"}
+QUICK = {"single": 2_000, "rounds": 1, "repeats": 2, "ttfc": 20, "ttfc_chunks": 16, "streams": 50, "chunks": 50,
+         "concurrent_rounds": 1, "import_runs": 2, "estimate": "30 seconds"}
 
 
-def _cpus() -> tuple[int | None, int | None]:
+def cpus() -> tuple[int | None, int | None]:
     """(server CPU, client CPU): separate cores when there are at least two."""
     if not hasattr(os, "sched_getaffinity"):
         return None, None
@@ -75,13 +76,36 @@ def run_worker(variant: str, base_url: str, args: list[str], cpu: int | None) ->
     return result
 
 
-def measure_variant(name: str, base_url: str, cfg: dict[str, Any], cpu: int | None) -> dict[str, Any]:
-    single = run_worker(name, base_url, ["--single", str(cfg["single"]), "--repeats", str(cfg["repeats"]),
-                                         "--ttfc", str(cfg["ttfc"]), "--ttfc-chunks", str(cfg["ttfc_chunks"])],
-                        cpu)
-    crowd = run_worker(name, base_url, ["--concurrent", str(cfg["streams"]), "--chunks", str(cfg["chunks"]),
-                                        "--concurrent-repeats", str(cfg["concurrent_repeats"])], cpu)
-    return {**single, **crowd}
+def measure_all(names: list[str], base_url: str, cfg: dict[str, Any], cpu: int | None,
+                progress: bool) -> dict[str, dict[str, Any]]:
+    """Every variant, interleaved in rounds (a, b, c, ... then again), each round a fresh process per
+    variant: a disturbance on a shared machine then hits all variants alike instead of one."""
+    out: dict[str, dict[str, Any]] = {name: {"single_rates": [], "ttfc": [], "concurrent_rates": [],
+                                             "peak_rss_mb": [], "rss_before_mb": []} for name in names}
+    failed: dict[str, str] = {}
+    ttfc_per_round = -(-cfg["ttfc"] // cfg["rounds"])
+    stream_args = ["--single", str(cfg["single"]), "--repeats", str(cfg["repeats"]),
+                   "--ttfc", str(ttfc_per_round), "--ttfc-chunks", str(cfg["ttfc_chunks"])]
+    crowd_args = ["--concurrent", str(cfg["streams"]), "--chunks", str(cfg["chunks"])]
+    plan = [("single stream + TTFC", stream_args)] * cfg["rounds"] + [("concurrent", crowd_args)] * cfg[
+        "concurrent_rounds"]
+    for i, (what, args) in enumerate(plan):
+        if progress:
+            print(f"round {i + 1}/{len(plan)}: {what}", file=sys.stderr, flush=True)
+        for name in names:
+            if name in failed:
+                continue
+            try:
+                result = run_worker(name, base_url, args, cpu)
+            except RuntimeError as exc:
+                failed[name] = str(exc)
+                continue
+            for key, value in result.items():
+                if key in out[name]:
+                    out[name][key].extend(value if isinstance(value, list) else [value])
+    for name, reason in failed.items():
+        out[name] = {"failed": reason}
+    return out
 
 
 def machine_notes(server_cpu: int | None, client_cpu: int | None) -> list[str]:
@@ -110,6 +134,10 @@ def machine_notes(server_cpu: int | None, client_cpu: int | None) -> list[str]:
     ]
 
 
+def _load() -> str:
+    return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "unknown"
+
+
 def _version(package: str) -> str:
     try:
         return metadata.version(package)
@@ -117,25 +145,25 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def run(cfg: dict[str, Any], *, progress: bool = True) -> tuple[dict[str, Any], list[str]]:
-    server_cpu, client_cpu = _cpus()
+def run(cfg: dict[str, Any], *, progress: bool = True, pin: bool = True) -> tuple[dict[str, Any], list[str]]:
+    server_cpu, client_cpu = cpus() if pin else (None, None)
     notes: list[str] = []
     results: dict[str, Any] = {"config": cfg, "variants": {}, "imports": {},
                                "machine": machine_notes(server_cpu, client_cpu)}
     unavailable = client_unavailable()
+    names = list(VARIANTS)
+    if unavailable:
+        names.remove("asyncclient")
+        results["variants"]["asyncclient"] = {"skipped": "skipped: " + unavailable}
+        notes.append(f"(e) AsyncClient row skipped: {unavailable}.")
+    load_before = _load()
     with bench_server(server_cpu) as base_url:
-        for name in VARIANTS:
-            if name == "asyncclient" and unavailable:
-                results["variants"][name] = {"skipped": "skipped: " + unavailable}
-                notes.append(f"(e) AsyncClient row skipped: {unavailable}.")
-                continue
-            if progress:
-                print(f"measuring {report.LABELS[name]} ...", file=sys.stderr, flush=True)
-            try:
-                results["variants"][name] = measure_variant(name, base_url, cfg, client_cpu)
-            except RuntimeError as exc:
-                results["variants"][name] = {"failed": str(exc)}
-                notes.append(f"{report.LABELS[name]} FAILED: {exc}")
+        results["variants"].update(measure_all(names, base_url, cfg, client_cpu, progress))
+    results["machine"].append(f"load average (1 min) before the client runs {load_before}, after {_load()} "
+                              "(above ~0.2 means something else was running: expect noise)")
+    for name, v in results["variants"].items():
+        if "failed" in v:
+            notes.append(f"{report.LABELS[name]} FAILED: {v['failed']}")
     if progress:
         print("timing imports ...", file=sys.stderr, flush=True)
     for label, statement in IMPORTS.items():
@@ -150,9 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small smoke run; writes nothing unless --out")
     parser.add_argument("--out", type=Path, default=None, help="where RESULTS.md and results.png go "
                         "(default: bench/ for a full run)")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the server and clients to CPUs")
     args = parser.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
-    results, notes = run(cfg)
+    results, notes = run(cfg, pin=not args.no_pin)
     print(report.figures_table(results))
     print()
     print(report.ratios_table(results))

@@ -37,10 +37,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.concurrent:
             await measure.consume(variant, 10)  # imports and first-use setup happen before the baseline
             out["rss_before_mb"] = _rss_now_mb()
-            out["concurrent_rates"] = [
-                await measure.concurrent(variant, args.concurrent, args.chunks)
-                for _ in range(args.concurrent_repeats)
-            ]
+            out["concurrent_rates"] = await measure.concurrent(variant, args.concurrent, args.chunks)
             out["peak_rss_mb"] = _peak_rss_mb()
         if args.single:
             out["single_rates"] = await measure.single_stream(variant, args.single, args.repeats)
@@ -61,7 +58,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ttfc-chunks", type=int, default=16)
     parser.add_argument("--concurrent", type=int, default=0, help="simultaneous streams (0: skip)")
     parser.add_argument("--chunks", type=int, default=200, help="chunks per concurrent stream")
-    parser.add_argument("--concurrent-repeats", type=int, default=1)
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
     args = parser.parse_args(argv)
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,22 +66,24 @@ async def test_consume_rejects_a_short_answer(server: BenchServer) -> None:
         await measure.consume(Short(server.base_url), 10)
 
 
-def test_server_and_worker_processes() -> None:
+def test_rounds_of_worker_processes_against_the_server_process() -> None:
+    cfg = {**run.QUICK, "single": 100, "rounds": 2, "repeats": 1, "ttfc": 3, "streams": 5, "chunks": 20,
+           "concurrent_rounds": 1}
     with run.bench_server(None) as base_url:
-        result = run.run_worker("naive", base_url, ["--concurrent", "5", "--chunks", "20", "--single", "100",
-                                                    "--repeats", "1", "--ttfc", "2"], None)
-    assert result["variant"] == "naive"
-    assert len(result["concurrent_rates"]) == 1
-    assert result["peak_rss_mb"] >= result["rss_before_mb"] > 0
-    assert len(result["single_rates"]) == 1
-    assert len(result["ttfc"]) == 2
+        results = run.measure_all(["naive", "upstage_text"], base_url, cfg, None, progress=False)
+    for name in ("naive", "upstage_text"):
+        v = results[name]
+        assert len(v["single_rates"]) == 2  # rounds x repeats
+        assert len(v["ttfc"]) == 4  # 3 requests spread over 2 rounds, rounded up
+        assert len(v["concurrent_rates"]) == 1
+        assert v["peak_rss_mb"][0] >= v["rss_before_mb"][0] > 0
 
 
 def test_report_renders_figures_ratios_and_chart(tmp_path: Path) -> None:
     cfg = dict(run.QUICK)
-    variants = {
+    variants: dict[str, dict[str, Any]] = {
         name: {"single_rates": [rate, rate * 1.1], "ttfc": [0.001, 0.002], "concurrent_rates": [rate / 2],
-               "peak_rss_mb": 40.0, "rss_before_mb": 30.0}
+               "peak_rss_mb": [40.0], "rss_before_mb": [30.0]}
         for name, rate in (("upstage_text", 150_000.0), ("upstage_events", 140_000.0), ("naive", 100_000.0),
                            ("openai", 10_000.0))
     }
