@@ -61,6 +61,8 @@ class Gateway:
         )
         self.in_flight = 0
         self.draining = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._expected = f"Bearer {config.api_key}".encode() if config.api_key else None
 
     def drain(self) -> None:
@@ -96,9 +98,16 @@ class Gateway:
                 headers={"Retry-After": "1"},
             )
         self.in_flight += 1
+        self._idle.clear()
 
     def release(self) -> None:
         self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no upstream request is in flight (tests, orderly shutdown)."""
+        await self._idle.wait()
 
 
 def _static_files() -> dict[str, tuple[bytes, str]]:
@@ -219,11 +228,31 @@ def create_app(config: GatewayConfig) -> FastAPI:
     return app
 
 
-async def _first_chunk(stream: ChatStream) -> ChatCompletionChunk | None:
-    try:
-        return await stream.__anext__()
-    except StopAsyncIteration:
-        return None
+#: leading chunks without output (the role announcement) held back before answering, at most
+_MAX_HELD = 16
+
+
+def _carries_output(chunk: ChatCompletionChunk) -> bool:
+    if chunk.usage is not None:
+        return True
+    for choice in chunk.choices:
+        delta = choice.delta
+        if delta.content or delta.reasoning or delta.tool_calls or choice.finish_reason:
+            return True
+    return False
+
+
+async def _leading_chunks(stream: ChatStream) -> list[ChatCompletionChunk]:
+    """The chunks up to the first that carries output (a token, reasoning, a tool call, a finish).
+
+    Upstream errors before it (a stall after the role chunk, a reset) then still get a real status.
+    """
+    held: list[ChatCompletionChunk] = []
+    async for chunk in stream:
+        held.append(chunk)
+        if _carries_output(chunk) or len(held) >= _MAX_HELD:
+            break
+    return held
 
 
 async def _chat(gateway: Gateway, request: Request, info: dict[str, Any]) -> Response:
@@ -246,7 +275,7 @@ async def _chat(gateway: Gateway, request: Request, info: dict[str, Any]) -> Res
             return JSONResponse(completion.to_dict())
         stream = Upstage.open_stream(gateway.http, chat)
         try:
-            first = await race_disconnect(request.receive, _first_chunk(stream))
+            first = await race_disconnect(request.receive, _leading_chunks(stream))
         except BaseException:
             await stream.aclose()
             raise

@@ -6,10 +6,13 @@ first tells the app to drain, so every running stream ends with an in-band error
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
+from typing import Any
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from .app import Gateway, create_app
 from .config import GatewayConfig
@@ -23,6 +26,13 @@ class GatewayServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, gateway: Gateway) -> None:
         super().__init__(config)
         self.gateway = gateway
+        #: set once the server listens (tests and embedders wait on it instead of polling)
+        self.ready = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.ready.set()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.gateway.drain()
@@ -30,12 +40,18 @@ class GatewayServer(uvicorn.Server):
 
 
 def build_server(
-    config: GatewayConfig, *, log_level: str = "info", shutdown_timeout: int = 30
+    config: GatewayConfig,
+    *,
+    log_level: str = "info",
+    shutdown_timeout: int = 30,
+    log_config: dict[str, Any] | None = LOGGING_CONFIG,
 ) -> GatewayServer:
+    """The gateway on uvicorn; ``log_config=None`` leaves logging as the embedding program set it."""
     app = create_app(config)
     uv_config = uvicorn.Config(
         app,
         log_level=log_level,
+        log_config=log_config,
         access_log=False,  # the gateway logs its own lines (with model and tokens)
         lifespan="on",
         timeout_graceful_shutdown=shutdown_timeout,

@@ -77,14 +77,14 @@ Outcome = str
 
 
 class EventStreamResponse(Response):
-    """Streams ``first`` then the rest of ``stream`` as SSE frames; see the module docstring."""
+    """Streams the chunks already read (``first``), then the rest of ``stream``, as SSE frames."""
 
     media_type = "text/event-stream"
 
     def __init__(
         self,
         stream: ChatStream,
-        first: ChatCompletionChunk | None,
+        first: list[ChatCompletionChunk],
         *,
         draining: asyncio.Event,
         on_close: Callable[[ChatStream, Outcome], None],
@@ -127,8 +127,8 @@ class EventStreamResponse(Response):
             self._on_close(self._stream, outcome)
 
     async def _pump(self, send: Send) -> Outcome:
-        if self._first is not None:
-            await send(_body(chunk_frame(self._first)))
+        if self._first:
+            await send(_body(b"".join(chunk_frame(chunk) for chunk in self._first)))
         try:
             async for chunk in self._stream:
                 await send(_body(chunk_frame(chunk)))
