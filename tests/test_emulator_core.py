@@ -145,3 +145,9 @@ async def test_forced_tool_call_finishing_with_stop_is_still_tool_calls(emu: Emu
 async def test_list_models(emu: Emulator, http: HTTPClient) -> None:
     models = await Upstage.list_models(http=http, **kw(emu))
     assert {m.id for m in models} >= set(_models.CURRENT_MODELS)
+
+
+async def test_fragmented_stream_with_split_utf8_and_crlf(emu: Emulator, http: HTTPClient) -> None:
+    text = "Привет, 세계, こんにちは"
+    got = await collect(http, emu, f"{text} [emulate:fragment size=1 delay_ms=0] [emulate:crlf]")
+    assert got == answer_text(text)

@@ -351,3 +351,10 @@ async def test_tools_finish_stop_and_several_calls(emu: Emulator, session: aioht
                for c in parsed if "tool_calls" in c["choices"][0]["delta"]}
     assert indexes == {0, 1}
     assert parsed[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+async def test_fragment_gives_the_same_bytes(emu: Emulator, session: aiohttp.ClientSession) -> None:
+    _, _, whole = await post(session, emu, body("Привет, 세계 [emulate:crlf]"))
+    _, _, pieces = await post(session, emu, body("Привет, 세계 [emulate:crlf] [emulate:fragment size=3]"))
+    assert text_of(pieces) == text_of(whole)
+    assert pieces.endswith(b"data: [DONE]\r\n\r\n")

@@ -110,6 +110,12 @@ async def send_stream(request: web.Request, params: ChatParams, plan: Plan,
     after = fault.number("after") if fault is not None else -1
     usage = plan.usage if params.include_usage else None
     separate = "usage-separate" in scenarios
+    fragment = scenarios.get("fragment")
+    piece_size = fragment.number("size") if fragment is not None else 0
+    piece_pause = fragment.number("delay_ms") / 1000 if fragment is not None else 0.0
+    # only an unpaced benchmark answer is written in large pieces (benchmarks measure the client);
+    # everything else leaves frame by frame, as from a real server
+    batching = "speed" in scenarios and not (delay or keepalive or fragment)
     batch: list[bytes] = []
     batched = 0
     finished = False
@@ -118,15 +124,20 @@ async def send_stream(request: web.Request, params: ChatParams, plan: Plan,
         nonlocal batched
         if state.closing.is_set():
             raise _Aborted
-        if delay or keepalive:
-            await response.write(frame)
-            if delay:
-                await asyncio.sleep(delay)
+        if batching:
+            batch.append(frame)
+            batched += len(frame)
+            if batched >= _BATCH_BYTES:
+                await flush()
             return
-        batch.append(frame)  # no pacing asked for: write in large pieces (benchmarks)
-        batched += len(frame)
-        if batched >= _BATCH_BYTES:
-            await flush()
+        if piece_size:
+            for start in range(0, len(frame), piece_size):
+                await response.write(frame[start : start + piece_size])
+                await asyncio.sleep(piece_pause)  # let each piece leave on its own
+        else:
+            await response.write(frame)
+        if delay:
+            await asyncio.sleep(delay)
 
     async def flush() -> None:
         nonlocal batched

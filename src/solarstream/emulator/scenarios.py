@@ -80,6 +80,9 @@ CATALOG: dict[str, ScenarioSpec] = {
         "after N content chunks send data: {\"error\": {...}} and end the body",
         {"after": _AFTER, "code": Option("internal_server_error"), "event": Option(False)},
     ),
+    "fragment": ScenarioSpec("write every frame in pieces of `size` bytes (splitting lines and UTF-8 "
+                             "characters across writes), delay_ms apart",
+                             {"size": Option(1, minimum=1), "delay_ms": Option(0)}),
     "slow": ScenarioSpec("wait delay_ms between chunks", {"delay_ms": Option(100)}),
     "speed": ScenarioSpec("a benchmark answer: `chunks` content chunks of `size` bytes, delay_ms apart",
                           {"chunks": Option(100, minimum=1, maximum=10_000_000),
