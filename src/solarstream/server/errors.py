@@ -66,7 +66,13 @@ def bad_request(param: str | None, message: str, code: str = "invalid_value") ->
 
 
 def _retry_after(seconds: float | None) -> dict[str, str]:
-    return {"Retry-After": str(max(1, math.ceil(seconds if seconds is not None else 1)))}
+    """``Retry-After`` in whole seconds (at least 1), plus the exact ``retry-after-ms`` when known
+    (the OpenAI SDKs prefer it)."""
+    if seconds is None:
+        return {"Retry-After": "1"}
+    headers = {"Retry-After": str(max(1, math.ceil(seconds)))}
+    headers["retry-after-ms"] = str(max(0, round(seconds * 1000)))
+    return headers
 
 
 def from_exception(exc: BaseException) -> GatewayError:

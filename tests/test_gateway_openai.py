@@ -1,0 +1,178 @@
+"""The official ``openai`` SDK, sync and async, against the gateway in front of the emulator.
+
+Each gateway error must surface as the SDK's own exception class, with the envelope's code and param.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import openai
+import pytest
+from openai import AsyncOpenAI, OpenAI
+from openai.types.chat import (
+    ChatCompletionFunctionToolParam,
+    ChatCompletionMessageFunctionToolCall,
+    ChatCompletionMessageParam,
+)
+
+from solarstream.server.testing import GatewayThread, RunningGateway
+
+KEY = "gw-sdk-key-5150"
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello from the SDK"}]
+
+
+@pytest.fixture(scope="module")
+def gw() -> Iterator[RunningGateway]:
+    with GatewayThread(api_key=KEY) as running:
+        yield running
+
+
+@pytest.fixture
+def client(gw: RunningGateway) -> Iterator[OpenAI]:
+    with OpenAI(base_url=gw.base_url, api_key=KEY, max_retries=0) as c:
+        yield c
+
+
+@pytest.fixture
+async def aclient(gw: RunningGateway) -> AsyncIterator[AsyncOpenAI]:
+    async with AsyncOpenAI(base_url=gw.base_url, api_key=KEY, max_retries=0) as c:
+        yield c
+
+
+def user(content: str) -> list[ChatCompletionMessageParam]:
+    return [{"role": "user", "content": content}]
+
+
+# --- success ---------------------------------------------------------------------------------------
+
+
+def test_sync_completion(client: OpenAI) -> None:
+    completion = client.chat.completions.create(model="solar-mini", messages=MESSAGES)
+    assert completion.model == "solar-mini-250422"
+    assert "solarstream emulator" in (completion.choices[0].message.content or "")
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage is not None
+    assert completion.usage.total_tokens > 0
+
+
+def test_sync_stream_matches_the_completion(client: OpenAI) -> None:
+    whole = client.chat.completions.create(model="solar-pro4", messages=MESSAGES)
+    with client.chat.completions.create(model="solar-pro4", messages=MESSAGES, stream=True,
+                                        stream_options={"include_usage": True}) as stream:
+        chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len(chunks) > 3
+    assert text == whole.choices[0].message.content
+    assert any(c.usage is not None and c.usage.total_tokens > 0 for c in chunks)
+
+
+async def test_async_completion_and_stream(aclient: AsyncOpenAI) -> None:
+    whole = await aclient.chat.completions.create(model="syn-pro", messages=MESSAGES)
+    stream = await aclient.chat.completions.create(model="syn-pro", messages=MESSAGES,
+                                                   stream=True)
+    pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+    assert "".join(pieces) == whole.choices[0].message.content
+    assert len([p for p in pieces if p]) > 1  # it really streamed in pieces
+
+
+def test_models(client: OpenAI) -> None:
+    assert [m.id for m in client.models.list()] == ["solar-pro4", "solar-pro3", "solar-mini", "syn-pro"]
+    assert client.models.retrieve("solar-mini").owned_by == "upstage"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-4o")
+
+
+def test_tool_calls_stream_through(client: OpenAI) -> None:
+    tools: list[ChatCompletionFunctionToolParam] = [
+        {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    ]
+    completion = client.chat.completions.create(
+        model="solar-pro4", messages=user("[emulate:tools] weather in Seoul?"), tools=tools
+    )
+    calls = completion.choices[0].message.tool_calls
+    assert calls
+    assert isinstance(calls[0], ChatCompletionMessageFunctionToolCall)
+    assert calls[0].function.name == "get_weather"
+
+
+# --- errors, as the SDK's own classes ------------------------------------------------------------------
+
+
+def test_wrong_gateway_key_is_authentication_error(gw: RunningGateway) -> None:
+    with OpenAI(base_url=gw.base_url, api_key="wrong", max_retries=0) as c, \
+            pytest.raises(openai.AuthenticationError) as info:
+        c.chat.completions.create(model="solar-mini", messages=MESSAGES)
+    assert info.value.status_code == 401
+    assert info.value.code == "invalid_api_key"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_errors_map_to_sdk_classes(client: OpenAI, stream: bool) -> None:
+    cases: list[tuple[dict[str, object], type[openai.APIStatusError], int, str | None]] = [
+        ({"model": "solar-mini", "temperature": 9}, openai.BadRequestError, 400, "temperature"),
+        ({"model": "solar-mini", "extra_body": {"store": True}}, openai.BadRequestError, 400, "store"),
+        ({"model": "no-such-model"}, openai.NotFoundError, 404, "model"),
+    ]
+    for kwargs, cls, status, param in cases:
+        with pytest.raises(cls) as info:
+            client.chat.completions.create(messages=MESSAGES, stream=stream, **kwargs)  # type: ignore[call-overload]
+        assert info.value.status_code == status
+        assert info.value.param == param
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    ("directive", "cls", "status", "code"),
+    [
+        ("[emulate:rate-limit]", openai.RateLimitError, 429, "rate_limit_exceeded"),
+        ("[emulate:rate-limit code=usage_limit_exceeded]", openai.RateLimitError, 429, "insufficient_quota"),
+        ("[emulate:error status=401]", openai.AuthenticationError, 401, "invalid_api_key"),
+        ("[emulate:error status=500]", openai.InternalServerError, 502, "upstream_error"),
+        ("[emulate:html-error status=502]", openai.InternalServerError, 502, "upstream_error"),
+        ("[emulate:error status=400 code=invalid_request_body]", openai.BadRequestError, 400,
+         "invalid_request_body"),
+    ],
+)
+async def test_upstream_errors_map_to_sdk_classes(
+    aclient: AsyncOpenAI, stream: bool, directive: str, cls: type[openai.APIStatusError], status: int, code: str
+) -> None:
+    with pytest.raises(cls) as info:
+        await aclient.chat.completions.create(model="solar-mini", messages=user(f"{directive} hi"),
+                                              stream=stream)
+    assert info.value.status_code == status
+    assert info.value.code == code
+    assert "up_emulator" not in str(info.value)
+
+
+def test_oversized_body_is_an_api_status_error(gw: RunningGateway) -> None:
+    with OpenAI(base_url=gw.base_url, api_key=KEY, max_retries=0) as c, \
+            pytest.raises(openai.APIStatusError) as info:
+        c.chat.completions.create(model="solar-mini", messages=user("x" * 5_000_000))
+    assert info.value.status_code == 413
+    assert info.value.code == "request_too_large"
+
+
+def test_midstream_error_raises_in_the_sdk_stream(client: OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="solar-mini", messages=user("[emulate:midstream-error after=2] hi"), stream=True
+    )
+    received: list[str] = []
+
+    def consume() -> None:
+        for chunk in stream:
+            received.append(chunk.choices[0].delta.content or "" if chunk.choices else "")
+
+    with stream, pytest.raises(openai.APIError) as info:
+        consume()
+    assert "".join(received)  # some text came before the error
+    assert "error" in str(info.value).lower()
+
+
+def test_the_sdk_retries_a_429_using_retry_after(gw: RunningGateway) -> None:
+    # the emulator fails once (times=1); the SDK honours Retry-After and the second attempt succeeds
+    with OpenAI(base_url=gw.base_url, api_key=KEY, max_retries=1) as c:
+        completion = c.chat.completions.create(
+            model="solar-mini", messages=user("[emulate:rate-limit times=1 header=retry-after-ms] once"),
+        )
+    assert "solarstream emulator" in (completion.choices[0].message.content or "")
