@@ -139,7 +139,8 @@ BAD_REQUESTS: list[tuple[str, str, list[dict[str, Any]], dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.parametrize(("model", "messages", "params"), [c[1:] for c in BAD_REQUESTS], ids=[c[0] for c in BAD_REQUESTS])
+@pytest.mark.parametrize(("model", "messages", "params"), [c[1:] for c in BAD_REQUESTS],
+                         ids=[c[0] for c in BAD_REQUESTS])
 async def test_known_bad_requests_raise_before_sending(
     server: RawServer, model: str, messages: list[dict[str, Any]], params: dict[str, Any]
 ) -> None:

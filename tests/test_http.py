@@ -26,7 +26,8 @@ from solarstream.errors import (
 )
 from solarstream.providers.openai_compatible import default_http_client
 from tests.conftest import MESSAGES, kw
-from tests.rawserver import Reply, RawServer, chunk, json_reply, sse, sse_reply, text_stream
+from tests.rawserver import RawServer, Reply, chunk, json_reply, sse, sse_reply, text_stream
+from tests.test_stream import collect
 
 FAST = RetryPolicy(max_retries=2, backoff=0.001, backoff_max=0.002)
 
@@ -58,7 +59,7 @@ def retry_delays(caplog: pytest.LogCaptureFixture) -> list[float]:
 async def test_raw_server_pieces_arrive_as_separate_reads(server: RawServer, http: HTTPClient) -> None:
     pieces = [b"data: ", b"\xd0", b"\x96\n", b"\n"]
     for framing in ("chunked", "length", "close"):
-        server.enqueue(Reply(pieces=pieces, framing=framing))  # type: ignore[arg-type]
+        server.enqueue(Reply(pieces=pieces, framing=framing))
         response = await http.send("GET", server.url + "/x", headers={})
         reads = []
         while data := await response.read_chunk():
@@ -173,10 +174,8 @@ async def test_never_retried_statuses(
 async def test_nothing_is_retried_after_the_first_body_byte(server: RawServer, http: HTTPClient, end: str) -> None:
     server.enqueue(Reply(pieces=[sse(chunk("partial"))], end=end), sse_reply(text_stream(["duplicate"])))  # type: ignore[arg-type]
     request = Upstage.prepare_chat("solar-pro4", MESSAGES, stream=True, **kw(server))
-    pieces = []
-    with pytest.raises(StreamTruncatedError):
-        async for piece in Upstage.open_stream(http, request).text():
-            pieces.append(piece)
+    pieces, exc = await collect(Upstage.open_stream(http, request).text())
+    assert isinstance(exc, StreamTruncatedError)
     assert pieces == ["partial"]
     assert len(server.requests) == 1
 
@@ -292,10 +291,9 @@ async def test_cancelling_while_waiting_for_headers_disconnects(server: RawServe
 
 async def test_idle_read_timeout(server: RawServer) -> None:
     server.enqueue(Reply(pieces=[sse(chunk("so far"))], end="hang"))
-    pieces = []
-    with pytest.raises(APITimeoutError, match="idle"):
-        async for piece in Upstage.create_async_generator("solar-pro4", MESSAGES, **kw(server, timeout=0.2)):
-            pieces.append(piece)
+    pieces, exc = await collect(Upstage.create_async_generator("solar-pro4", MESSAGES, **kw(server, timeout=0.2)))
+    assert isinstance(exc, APITimeoutError)
+    assert "idle" in str(exc)
     assert pieces == ["so far"]
     await server.wait_client_disconnects(1)
 

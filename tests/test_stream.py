@@ -50,7 +50,8 @@ async def test_finish_reason_without_done_is_complete(server: RawServer) -> None
 
 @pytest.mark.parametrize("framing", ["chunked", "length", "close"])
 async def test_body_ending_without_done_or_finish_is_truncated(server: RawServer, framing: str) -> None:
-    server.enqueue(Reply(pieces=[text_stream(["one ", "two"], done=False, finish=None)], framing=framing))  # type: ignore[arg-type]
+    body = text_stream(["one ", "two"], done=False, finish=None)
+    server.enqueue(Reply(pieces=[body], framing=framing))  # type: ignore[arg-type]
     pieces, exc = await collect(text(server))
     assert pieces == ["one ", "two"]  # what arrived was yielded first
     assert isinstance(exc, StreamTruncatedError)
@@ -58,7 +59,8 @@ async def test_body_ending_without_done_or_finish_is_truncated(server: RawServer
 
 
 async def test_unterminated_last_event_is_not_used(server: RawServer) -> None:
-    body = text_stream(["a"], done=False, finish=None) + b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}'
+    tail = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}'
+    body = text_stream(["a"], done=False, finish=None) + tail
     server.enqueue(Reply(pieces=[body], framing="length"))
     pieces, exc = await collect(text(server))
     assert pieces == ["a"]
@@ -113,7 +115,8 @@ async def test_non_json_or_non_object_data_is_a_stream_error(server: RawServer, 
 
 
 async def test_comments_and_crlf_do_not_change_the_text(server: RawServer) -> None:
-    body = b": ping\r\n\r\n" + sse(chunk("a"), eol="\r\n") + b": ping\r\n\r\n" + sse(chunk("b"), chunk(finish="stop"), "[DONE]", eol="\r\n")
+    body = (b": ping\r\n\r\n" + sse(chunk("a"), eol="\r\n") + b": ping\r\n\r\n"
+            + sse(chunk("b"), chunk(finish="stop"), "[DONE]", eol="\r\n"))
     server.enqueue(sse_reply(body))
     assert await collect(text(server)) == (["a", "b"], None)
 
@@ -135,7 +138,8 @@ async def test_usage_reaches_events_and_the_stream(server: RawServer, separate: 
     stream = Upstage.stream("solar-pro4", MESSAGES, **kw(server))
     async with stream:
         chunks = [c async for c in stream]
-    assert stream.usage is not None and stream.usage.prompt_tokens == 5
+    assert stream.usage is not None
+    assert stream.usage.prompt_tokens == 5
     assert stream.finish_reason == "stop"
     assert any(c.usage is not None for c in chunks)
     assert stream.completion().usage == stream.usage
