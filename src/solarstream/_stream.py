@@ -132,11 +132,11 @@ class ChatStream:
                     try:
                         obj = loads(payload)
                     except ValueError as exc:
-                        raise StreamError(
-                            f"the stream sent data that is not JSON: {excerpt(response.redact(payload))}", body=excerpt(response.redact(payload))
-                        ) from exc
+                        shown = excerpt(response.redact(payload))
+                        raise StreamError(f"the stream sent data that is not JSON: {shown}", body=shown) from exc
                     if type(obj) is not dict:
-                        raise StreamError(f"the stream sent a JSON value that is not an object: {excerpt(response.redact(payload))}")
+                        shown = excerpt(response.redact(payload))
+                        raise StreamError(f"the stream sent a JSON value that is not an object: {shown}")
                     if "error" in obj or event.event == "error":
                         raise _stream_error(loads(response.redact(payload)))
                     track(obj)
