@@ -19,7 +19,7 @@ import pytest
 
 from solarstream import Upstage
 from solarstream.errors import APIConnectionError
-from tests.conftest import MESSAGES, PROXY_PASSWORD, kw
+from tests.conftest import API_KEY, MESSAGES, PROXY_PASSWORD, kw
 from tests.rawserver import RawServer, sse_reply, text_stream
 
 USER = "tuser"
@@ -152,24 +152,33 @@ async def test_wrong_proxy_password(server: RawServer, pproxy: ProxyProcess, sch
     assert server.connections == 0
 
 
-async def test_env_proxy_is_used_when_no_proxy_is_given(
-    server: RawServer, pproxy: ProxyProcess, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # aiohttp (like urllib) does not bypass 127.0.0.1 on its own: only NO_PROXY does
-    monkeypatch.setenv("HTTP_PROXY", pproxy.url("http"))
+async def test_env_proxy_is_used_when_no_proxy_is_given(server: RawServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Loopback targets never take an env proxy (below), so the target is a name only the proxy
+    # could reach: the raw server plays the HTTP proxy and answers the absolute-form request itself.
+    monkeypatch.setenv("HTTP_PROXY", server.url)
     server.enqueue(sse_reply(text_stream(["env proxy"])))
-    assert await Upstage.create_async("solar-pro4", MESSAGES, **kw(server)) == "env proxy"
-    assert not came_from_this_process(server, 0)
+    text = await Upstage.create_async("solar-pro4", MESSAGES, base_url="http://upstage.invalid/v1", api_key=API_KEY)
+    assert text == "env proxy"
+    assert server.requests[0].path == "http://upstage.invalid/v1/chat/completions"
 
 
-async def test_no_proxy_bypasses_the_env_proxy(
+async def test_env_proxy_never_applies_to_loopback(
     server: RawServer, pproxy: ProxyProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the emulator and a local gateway live on 127.0.0.1, which a corporate proxy cannot reach
     monkeypatch.setenv("HTTP_PROXY", pproxy.url("http"))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    server.enqueue(sse_reply(text_stream(["bypassed"])))
-    assert await Upstage.create_async("solar-pro4", MESSAGES, **kw(server)) == "bypassed"
+    server.enqueue(sse_reply(text_stream(["direct"])))
+    assert await Upstage.create_async("solar-pro4", MESSAGES, **kw(server)) == "direct"
     assert came_from_this_process(server, 0)
+
+
+async def test_no_proxy_bypasses_the_env_proxy(server: RawServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    monkeypatch.setenv("NO_PROXY", "upstage.invalid")
+    with pytest.raises(APIConnectionError, match=r"upstage\.invalid"):
+        await Upstage.create_async("solar-pro4", MESSAGES, base_url="http://upstage.invalid/v1", api_key=API_KEY,
+                                   max_retries=0)
+    assert server.requests == []  # went straight for the (unresolvable) host, not to the proxy
 
 
 async def test_explicit_proxy_wins_over_env(

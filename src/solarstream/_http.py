@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ipaddress
 import logging
 import random
 import time
@@ -394,9 +395,15 @@ class HTTPClient:
 
 
 async def _env_proxy(url: str) -> str | None:
-    """The HTTP(S)_PROXY / NO_PROXY choice for ``url``, as aiohttp's ``trust_env`` makes it."""
+    """The HTTP(S)_PROXY / NO_PROXY choice for ``url``, as aiohttp's ``trust_env`` makes it.
+
+    Loopback targets (the emulator, a local gateway) never go through an env proxy, as in Go's
+    ``ProxyFromEnvironment``: a corporate proxy cannot reach this machine's 127.0.0.1.
+    """
     if not any(k in ("http", "https") for k in urllib.request.getproxies_environment()):
         return None  # the common case: no thread hop
+    if _is_loopback(urlsplit(url).hostname or ""):
+        return None
     from aiohttp.helpers import get_env_proxy_for_url
     from yarl import URL
 
@@ -409,6 +416,15 @@ async def _env_proxy(url: str) -> str | None:
         # (proxy_headers= reach only CONNECT, and proxy_auth= is deprecated in aiohttp 3.14)
         proxy_url = proxy_url.with_user(auth.login).with_password(auth.password)
     return str(proxy_url)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _request_id(headers: Mapping[str, str]) -> str | None:
