@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 
 from solarstream.server.testing import GatewayThread, RunningGateway
 
@@ -137,7 +137,12 @@ def test_reasoning_is_in_a_collapsed_block(page: Page) -> None:
 
 def test_model_output_cannot_inject_html_or_script(page: Page) -> None:
     dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     ask(page, "[emulate:script] render this")
     expect(page.locator(".msg.assistant.done")).to_have_count(1)
     content = page.locator(".msg.assistant .content")
