@@ -243,3 +243,29 @@ def test_random_streams_match_reference_at_random_splits(stream: bytes, cuts: li
 @given(stream=streams())
 def test_random_streams_byte_by_byte(stream: bytes) -> None:
     assert decode_pieces([stream[i : i + 1] for i in range(len(stream))]) == reference_parse(stream)
+
+
+def test_a_huge_event_in_many_small_reads_decodes_whole() -> None:
+    payload = "x" * (4 * 1024 * 1024)
+    stream = f"data: {payload}\n\n".encode()
+    decoder = SSEDecoder(max_event_size=8 * 1024 * 1024)
+    events = []
+    for i in range(0, len(stream), 16384):
+        events += decoder.feed(stream[i : i + 16384])
+    assert [len(e.data) for e in events] == [len(payload)]
+    assert events[0].data == payload
+
+
+def test_events_before_an_oversized_one_are_handed_out_first() -> None:
+    decoder = SSEDecoder(max_event_size=100)
+    events = decoder.feed(b"data: a\n\ndata: b\n\ndata: " + b"y" * 200 + b"\n\n")
+    assert [e.data for e in events] == ["a", "b"]
+    with pytest.raises(StreamError, match="exceeded 100 bytes"):
+        decoder.feed(b"data: c\n\n")
+
+
+def test_an_oversized_event_split_over_reads_raises_before_it_ends() -> None:
+    decoder = SSEDecoder(max_event_size=100)
+    decoder.feed(b"data: " + b"z" * 60)
+    with pytest.raises(StreamError):
+        decoder.feed(b"z" * 60)

@@ -235,3 +235,12 @@ async def test_request_carries_the_whole_history(server: RawServer) -> None:
     assert sent.json()["stream"] is True
     assert sent.json()["temperature"] == 0.3
     assert sent.headers["authorization"] == "Bearer up_SeCrEtKeY4Tests9x7Q2"
+
+
+async def test_a_null_error_field_is_not_an_error(server: RawServer) -> None:
+    # some OpenAI-compatible servers put "error": null on every chunk
+    body = sse({**chunk("Hel"), "error": None}, {**chunk("lo"), "error": None}, chunk(finish="stop"), "[DONE]")
+    server.enqueue(sse_reply(body))
+    pieces, error = await collect(text(server))
+    assert error is None
+    assert pieces == ["Hel", "lo"]

@@ -476,7 +476,9 @@ def _retryable_connection_error(exc: BaseException) -> bool:
         return True
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError, aiohttp.ClientSSLError)):
         return False  # the server may be working on it (timeouts) or will fail the same way (TLS)
-    return isinstance(exc, (aiohttp.ClientConnectionError, OSError)) or _is_socks_error(exc)
+    # SOCKS failures to reach the proxy are OSErrors (retried); a python_socks ProxyError is the
+    # proxy's answer (a rejected password, a refused target), which a retry would only repeat.
+    return isinstance(exc, (aiohttp.ClientConnectionError, OSError))
 
 
 def _backoff(attempt: int, retry: RetryPolicy) -> float:

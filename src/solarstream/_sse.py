@@ -49,16 +49,20 @@ class SSEDecoder:
         "_event",
         "_last_id",
         "_max_event_size",
-        "_partial",
+        "_failed",
         "_retry",
         "_size",
         "_skip_lf",
+        "_tail",
+        "_tail_size",
         "comments",
     )
 
     def __init__(self, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
         self._max_event_size = max_event_size
-        self._partial = b""  # an unterminated line carried to the next read
+        self._tail: list[bytes] = []  # pieces of an unterminated line carried to the next read
+        self._tail_size = 0
+        self._failed: StreamError | None = None
         self._skip_lf = False  # the last read ended in CR: a leading LF of the next read ends nothing
         self._bom_pending = True
         self._data: list[bytes] = []
@@ -72,17 +76,30 @@ class SSEDecoder:
     @property
     def pending(self) -> bool:
         """Whether bytes of an event that has not been dispatched yet are held."""
-        return bool(self._partial or self._data or self._event)
+        return bool(self._tail or self._data or self._event)
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        """The events this read completes. Past the size cap it raises ``StreamError`` — after
+        returning the events completed before the oversized one, so none of them is lost."""
+        if self._failed is not None:
+            raise self._failed
         if self._skip_lf and chunk:
             self._skip_lf = False
             if chunk[:1] == b"\n":
                 chunk = chunk[1:]
-        buffer = self._partial + chunk if self._partial else chunk
+        if self._tail and b"\n" not in chunk and b"\r" not in chunk:
+            # still inside one long line: keep the pieces, join once the line ends (no O(n²) copying)
+            self._tail.append(chunk)
+            self._tail_size += len(chunk)
+            if self._tail_size + self._size > self._max_event_size:
+                raise self._too_large()
+            return []
+        buffer = b"".join((*self._tail, chunk)) if self._tail else chunk
+        self._tail.clear()
+        self._tail_size = 0
         if self._bom_pending:
             if len(buffer) < len(_BOM) and _BOM.startswith(buffer):
-                self._partial = buffer  # could still be a BOM: wait for more
+                self._keep_tail(buffer)  # could still be a BOM: wait for more
                 return []
             self._bom_pending = False
             if buffer.startswith(_BOM):
@@ -92,11 +109,10 @@ class SSEDecoder:
                 self._skip_lf = True
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         lines = buffer.split(b"\n")
-        self._partial = lines.pop()
-        if len(self._partial) + self._size > self._max_event_size:
-            self._too_large()
+        self._keep_tail(lines.pop())
         events: list[ServerSentEvent] = []
         data = self._data
+        limit = self._max_event_size
         for line in lines:
             if not line:
                 if data:
@@ -105,17 +121,36 @@ class SSEDecoder:
                     self._event = ""
             elif line[:6] == b"data: ":
                 self._size += len(line) - 5
-                if self._size > self._max_event_size:
-                    self._too_large()
+                if self._size > limit:
+                    return self._fail(events)
                 data.append(line[6:])
             else:
                 self._field(line)
+                if self._size > limit:
+                    return self._fail(events)
+        if self._tail_size + self._size > limit:
+            return self._fail(events)
+        return events
+
+    def _keep_tail(self, piece: bytes) -> None:
+        if piece:
+            self._tail.append(piece)
+            self._tail_size = len(piece)
+
+    def _fail(self, events: list[ServerSentEvent]) -> list[ServerSentEvent]:
+        error = self._too_large()
+        if not events:
+            raise error
+        self._failed = error  # hand out what completed first; the next feed() or close() raises
         return events
 
     def close(self) -> bool:
         """End of stream. Returns whether an unterminated event was discarded."""
+        if self._failed is not None:
+            raise self._failed
         discarded = self.pending
-        self._partial = b""
+        self._tail.clear()
+        self._tail_size = 0
         self._data.clear()
         self._size = 0
         self._event = ""
@@ -140,9 +175,7 @@ class SSEDecoder:
         # any other field name is ignored
 
     def _add_data(self, value: bytes) -> None:
-        self._size += len(value) + 1
-        if self._size > self._max_event_size:
-            self._too_large()
+        self._size += len(value) + 1  # feed() checks the cap
         self._data.append(value)
 
     def _dispatch(self) -> ServerSentEvent:
@@ -153,12 +186,13 @@ class SSEDecoder:
         self._event = ""
         return event
 
-    def _too_large(self) -> None:
+    def _too_large(self) -> StreamError:
         limit = self._max_event_size
-        self._partial = b""
+        self._tail.clear()
+        self._tail_size = 0
         self._data.clear()
         self._size = 0
-        raise StreamError(
+        return StreamError(
             f"a server-sent event exceeded {limit} bytes; the stream is malformed "
             "or the limit (max_event_size) is too low for it"
         )

@@ -137,7 +137,7 @@ class ChatStream:
                     if type(obj) is not dict:
                         shown = excerpt(response.redact(payload))
                         raise StreamError(f"the stream sent a JSON value that is not an object: {shown}")
-                    if "error" in obj or event.event == "error":
+                    if obj.get("error") is not None or event.event == "error":
                         raise _stream_error(loads(response.redact(payload)))
                     track(obj)
                     yield obj
@@ -286,7 +286,7 @@ async def _refuse_non_stream(response: Response) -> None:
         obj = json.loads(raw)
     except ValueError:
         obj = None
-    if isinstance(obj, dict) and "error" in obj:
+    if isinstance(obj, dict) and obj.get("error") is not None:
         raise _stream_error(obj)
     raise StreamError(
         f"expected an event stream but got HTTP {response.status} {kind or 'with no content type'}: "
