@@ -22,6 +22,7 @@ from ..errors import SolarstreamError
 from .chat import ChatSettings, answer, first_messages
 from .connection import Connection, open_client
 from .render import Renderer, notice
+from .runner import SigintCancels
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
@@ -119,27 +120,17 @@ async def _turn(client: AsyncClient, conversation: Conversation, question: str) 
     """One question and its answer; Ctrl-C cancels only this."""
     conversation.turns.append({"role": "user", "content": question})
     renderer = Renderer()
-    loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(answer(client, conversation.messages(), conversation.settings, renderer))
-    interrupted = False
-
-    def on_interrupt() -> None:
-        nonlocal interrupted
-        interrupted = True
-        task.cancel()
-
-    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not main thread, Windows
-        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    sigint = SigintCancels(asyncio.get_running_loop(), task)
     try:
-        await asyncio.wait({task})
+        with sigint:  # afterwards Ctrl-C is KeyboardInterrupt again, for input()
+            await asyncio.wait({task})
     finally:
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not main thread, Windows
-            loop.remove_signal_handler(signal.SIGINT)  # back to KeyboardInterrupt, for input()
         if not task.done():  # we were cancelled from outside: take the answer down with us
             task.cancel()
         renderer.finish()
     if task.cancelled():
-        if not interrupted:
+        if not sigint.interrupted:
             raise asyncio.CancelledError
         notice("(answer stopped)")
         partial = renderer.content

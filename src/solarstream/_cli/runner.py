@@ -15,7 +15,7 @@ import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["run"]
+__all__ = ["SigintCancels", "run"]
 
 T = TypeVar("T")
 
@@ -29,30 +29,45 @@ class _StderrLines(logging.Handler):
         sys.stderr.flush()
 
 
+class SigintCancels:
+    """While active, Ctrl-C cancels ``task`` (so its ``async with`` blocks close streams and
+    connections) instead of raising ``KeyboardInterrupt`` wherever the loop happens to be."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, task: asyncio.Future[Any]) -> None:
+        self._loop = loop
+        self._task = task
+        #: whether Ctrl-C was pressed (a cancellation from elsewhere leaves it False)
+        self.interrupted = False
+
+    def _on_interrupt(self) -> None:
+        self.interrupted = True
+        self._task.cancel()
+
+    def __enter__(self) -> SigintCancels:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not main thread, Windows
+            self._loop.add_signal_handler(signal.SIGINT, self._on_interrupt)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            self._loop.remove_signal_handler(signal.SIGINT)  # back to KeyboardInterrupt
+
+
 def run(main: Coroutine[Any, Any, T]) -> T:
     log = logging.getLogger("solarstream")
     handler = _StderrLines(logging.WARNING)
     log.addHandler(handler)
     loop = asyncio.new_event_loop()
     task = loop.create_task(main)
-    interrupted = False
-
-    def on_interrupt() -> None:
-        nonlocal interrupted
-        interrupted = True
-        task.cancel()
-
-    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not main thread, Windows
-        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    sigint = SigintCancels(loop, task)
     try:
-        return loop.run_until_complete(task)
+        with sigint:
+            return loop.run_until_complete(task)
     except asyncio.CancelledError:
-        if interrupted:
+        if sigint.interrupted:
             raise KeyboardInterrupt from None
         raise
     finally:
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not main thread, Windows
-            loop.remove_signal_handler(signal.SIGINT)
         try:
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
