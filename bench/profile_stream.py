@@ -64,7 +64,7 @@ def memory_layers(chunks: int) -> list[tuple[str, float]]:
         return len(payloads)
 
     def scan_once() -> int:
-        scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # what json.loads ends in
+        scan = _SCAN
         for p in payloads:
             scan(p, 0)
         return len(payloads)
@@ -134,6 +134,21 @@ async def _async_gen_layer(n: int) -> float:
     return (min(layered) - min(direct)) / n
 
 
+_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def scanner_loads(text: str) -> Any:
+    """``json.loads`` without its Python wrappers (two regex matches, three calls): a stdlib-only
+    candidate for ChatStream's ``loads``; anything unusual goes to the full parser."""
+    try:
+        obj, end = _SCAN(text, 0)
+    except StopIteration:
+        end = -1
+    if end != len(text):
+        return json.loads(text)  # whitespace, extra data or not JSON: json.loads decides (and raises)
+    return obj
+
+
 # --- end to end, one layer at a time -----------------------------------------------------------------
 
 
@@ -186,6 +201,9 @@ def _pipelines(http: HTTPClient, base_url: str) -> dict[str, Callable[[int], Awa
     async def text_orjson(n: int) -> int:
         return sum([1 async for _ in stream(n, orjson.loads).text()])
 
+    async def text_scanner(n: int) -> int:
+        return sum([1 async for _ in stream(n, scanner_loads).text()])
+
     async def create_async_generator(n: int) -> int:
         gen = Upstage.create_async_generator(MODEL, messages_for(n), base_url=base_url, api_key=API_KEY)
         return sum([1 async for _ in gen])
@@ -198,6 +216,7 @@ def _pipelines(http: HTTPClient, base_url: str) -> dict[str, Callable[[int], Awa
         "ChatStream.text()": text,
         "ChatStream.events()": events,
         "ChatStream.text() with loads=orjson.loads": text_orjson,
+        "ChatStream.text() with loads=scanner_loads (stdlib C scanner, no wrappers)": text_scanner,
         "Upstage.create_async_generator (= prepare + text())": create_async_generator,
     }
 
