@@ -201,7 +201,8 @@ def write_chart(r: Results, path: Path) -> None:
     ]
     fig, axes = plt.subplots(4, 1, figsize=(10, 13))
     for ax, (title, ylabels, values) in zip(axes, panels, strict=True):
-        bars = ax.barh(ylabels, values, color="#3b7dd8")
+        colors = ["#3b7dd8" if "solarstream" in y or "Upstage" in y else "#9a9a9a" for y in ylabels]
+        bars = ax.barh(ylabels, values, color=colors)
         ax.invert_yaxis()
         ax.set_title(title, loc="left", fontsize=11)
         ax.bar_label(bars, labels=[f"{v:,.0f}" if v >= 100 else f"{v:.2f}" for v in values], padding=3,
