@@ -97,12 +97,18 @@ async def _serve(config: GatewayConfig, sock: socket.socket, log_level: str, shu
     shown = f"[{host}]" if ":" in host else host
     upstream = ("the built-in emulator (answers are not from a real model)" if config.upstream_label == "emulator"
                 else config.safe_upstream_url)
-    click.echo(
-        f"solarstream gateway: chat page http://{shown}:{port}/ ; OpenAI base URL http://{shown}:{port}/v1\n"
-        f"  upstream: {upstream}; gateway key: {'required' if config.auth_required else 'not required'}",
-        err=True,
-    )
-    await server.serve(sockets=[sock])
+    task = asyncio.ensure_future(server.serve(sockets=[sock]))
+    ready = asyncio.ensure_future(server.ready.wait())
+    await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if ready.done():  # said once it really listens
+        click.echo(
+            f"solarstream gateway: chat page http://{shown}:{port}/ ; OpenAI base URL http://{shown}:{port}/v1\n"
+            f"  upstream: {upstream}; gateway key: {'required' if config.auth_required else 'not required'}",
+            err=True,
+        )
+    else:
+        ready.cancel()
+    await task
 
 
 def _setup_logging(level: str) -> None:

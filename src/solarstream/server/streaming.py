@@ -127,18 +127,61 @@ class EventStreamResponse(Response):
             self._on_close(self._stream, outcome)
 
     async def _pump(self, send: Send) -> Outcome:
-        if self._first:
-            await send(_body(b"".join(chunk_frame(chunk) for chunk in self._first)))
+        """Forward frames, one write per batch: a reader turns chunks into frames while the writer
+        sends whatever has piled up since its last write (all the chunks of one upstream read, say),
+        so a fast upstream costs one socket write per read, not one per chunk."""
+        frames = [chunk_frame(chunk) for chunk in self._first]
+        wake = asyncio.Event()
+        room = asyncio.Event()
+        room.set()
+        outcome: Outcome = ""
+
+        async def read() -> None:
+            nonlocal outcome
+            try:
+                async for chunk in self._stream:
+                    frames.append(chunk_frame(chunk))
+                    wake.set()
+                    if len(frames) >= _MAX_PENDING_FRAMES:  # the client reads slower than upstream sends
+                        room.clear()
+                        await room.wait()
+                frames.append(DONE)
+                outcome = "done"
+            except SolarstreamError as exc:
+                error = from_exception(exc)
+                log.warning("upstream stream failed after it started: %s", error.message)
+                frames.append(error_frame(error) + DONE)
+                outcome = "error"
+            except Exception:
+                log.exception("internal error while streaming")
+                frames.append(error_frame(from_exception(RuntimeError())) + DONE)
+                outcome = "error"
+            finally:
+                wake.set()
+
+        reader = asyncio.ensure_future(read())
         try:
-            async for chunk in self._stream:
-                await send(_body(chunk_frame(chunk)))
-        except SolarstreamError as exc:
-            error = from_exception(exc)
-            log.warning("upstream stream failed after it started: %s", error.message)
-            await send(_body(error_frame(error) + DONE, more=False))
-            return "error"
-        await send(_body(DONE, more=False))
-        return "done"
+            while True:
+                await wake.wait()
+                wake.clear()
+                finished = bool(outcome)
+                data = b"".join(frames)
+                frames.clear()
+                room.set()
+                if finished:
+                    await send(_body(data, more=False))
+                    return outcome
+                if data:
+                    await send(_body(data))
+        finally:
+            if not reader.done():
+                reader.cancel()
+                with suppress(asyncio.CancelledError):
+                    await reader
+
+
+#: frames the reader may queue before it waits for the writer (backpressure from a slow client)
+_MAX_PENDING_FRAMES = 256
 
 
 def _body(data: bytes, *, more: bool = True) -> Message:
