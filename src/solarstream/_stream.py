@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any
 
+from . import _json
 from ._http import Response
 from ._sse import DEFAULT_MAX_EVENT_SIZE, SSEDecoder
 from .errors import StreamError, StreamTruncatedError, excerpt
@@ -76,7 +77,7 @@ class ChatStream:
         opener: Callable[[], Awaitable[Response]],
         *,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
-        loads: Callable[[str], Any] = json.loads,
+        loads: Callable[[str], Any] = _json.loads,
     ) -> None:
         self._opener = opener
         self._max_event_size = max_event_size
