@@ -85,6 +85,18 @@ _CHAT_REQUEST = {
     },
 }
 
+#: one server-sent event: ``data`` is a chat.completion.chunk as JSON, an error envelope, or ``[DONE]``
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {"type": "string"},
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+}
+
 _USAGE = {
     "type": "object",
     "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
@@ -190,7 +202,7 @@ def openapi_document(*, auth_required: bool) -> dict[str, Any]:
                                '`data: {"error": {...}}`).',
                 "content": {
                     "application/json": {"schema": _ref("ChatCompletion")},
-                    "text/event-stream": {"schema": {"type": "string"}},
+                    "text/event-stream": {"schema": _SSE_EVENT},
                 },
             },
             "400": _error("Invalid request: malformed JSON, a wrong or unknown field, or a parameter Upstage "
