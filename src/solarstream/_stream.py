@@ -178,13 +178,21 @@ class ChatStream:
             reason = choice.get("finish_reason")
             if reason:
                 if reason == "stop" and self.tool_calls:
-                    reason = "tool_calls"  # the API has said "stop" for forced tool calls
+                    # the API has said "stop" for forced tool calls: every view (chunks, events,
+                    # forwarded payloads) reports what happened
+                    reason = choice["finish_reason"] = "tool_calls"
                 self.finish_reason = reason
         usage = obj.get("usage")
         if usage:
             self.usage = Usage.from_dict(usage)
 
     # --- views --------------------------------------------------------------------------------
+
+    def payloads(self) -> AsyncIterator[dict[str, Any]]:
+        """The chunks as parsed wire dicts, tracked and checked like every view but with no objects
+        built: what a gateway forwards. It is the stream's own generator (iterate it in several
+        passes if you like); the caller closes the stream (``aclose()`` or ``async with``)."""
+        return self._open_payloads()
 
     def __aiter__(self) -> ChatStream:
         return self

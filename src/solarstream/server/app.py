@@ -27,7 +27,7 @@ from .._http import HTTPClient, RetryPolicy, Timeout
 from .._stream import ChatStream
 from .._version import __version__
 from ..providers import Upstage
-from ..types import ChatCompletionChunk, Model
+from ..types import Model
 from .accesslog import AccessLogMiddleware, log_info
 from .config import GatewayConfig
 from .errors import GatewayError, from_exception
@@ -232,25 +232,26 @@ def create_app(config: GatewayConfig) -> FastAPI:
 _MAX_HELD = 16
 
 
-def _carries_output(chunk: ChatCompletionChunk) -> bool:
-    if chunk.usage is not None:
+def _carries_output(payload: dict[str, Any]) -> bool:
+    if payload.get("usage"):
         return True
-    for choice in chunk.choices:
-        delta = choice.delta
-        if delta.content or delta.reasoning or delta.tool_calls or choice.finish_reason:
+    for choice in payload.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if (delta.get("content") or delta.get("reasoning") or delta.get("reasoning_content")
+                or delta.get("tool_calls") or choice.get("finish_reason")):
             return True
     return False
 
 
-async def _leading_chunks(stream: ChatStream) -> list[ChatCompletionChunk]:
+async def _leading_payloads(stream: ChatStream) -> list[dict[str, Any]]:
     """The chunks up to the first that carries output (a token, reasoning, a tool call, a finish).
 
     Upstream errors before it (a stall after the role chunk, a reset) then still get a real status.
     """
-    held: list[ChatCompletionChunk] = []
-    async for chunk in stream:
-        held.append(chunk)
-        if _carries_output(chunk) or len(held) >= _MAX_HELD:
+    held: list[dict[str, Any]] = []
+    async for payload in stream.payloads():
+        held.append(payload)
+        if _carries_output(payload) or len(held) >= _MAX_HELD:
             break
     return held
 
@@ -275,7 +276,7 @@ async def _chat(gateway: Gateway, request: Request, info: dict[str, Any]) -> Res
             return JSONResponse(completion.to_dict())
         stream = Upstage.open_stream(gateway.http, chat)
         try:
-            first = await race_disconnect(request.receive, _leading_chunks(stream))
+            first = await race_disconnect(request.receive, _leading_payloads(stream))
         except BaseException:
             await stream.aclose()
             raise

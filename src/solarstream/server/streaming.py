@@ -11,7 +11,6 @@ error and ``[DONE]`` instead of cutting the socket.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
@@ -20,9 +19,9 @@ from typing import Any, TypeVar
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from .._json import dumps
 from .._stream import ChatStream
 from ..errors import SolarstreamError
-from ..types import ChatCompletionChunk
 from .errors import GatewayError, error_frame, from_exception
 
 __all__ = ["DONE", "ClientGone", "EventStreamResponse", "chunk_frame", "race_disconnect"]
@@ -34,12 +33,9 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 T = TypeVar("T")
 
 
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def chunk_frame(chunk: ChatCompletionChunk) -> bytes:
-    return b"data: " + _dumps(chunk.to_dict()) + b"\n\n"
+def chunk_frame(payload: dict[str, Any]) -> bytes:
+    """One upstream chunk, forwarded as it came (parsed and checked by ``ChatStream``, not rebuilt)."""
+    return b"data: " + dumps(payload) + b"\n\n"
 
 
 class ClientGone(Exception):
@@ -84,7 +80,7 @@ class EventStreamResponse(Response):
     def __init__(
         self,
         stream: ChatStream,
-        first: list[ChatCompletionChunk],
+        first: list[dict[str, Any]],
         *,
         draining: asyncio.Event,
         on_close: Callable[[ChatStream, Outcome], None],
@@ -130,7 +126,7 @@ class EventStreamResponse(Response):
         """Forward frames, one write per batch: a reader turns chunks into frames while the writer
         sends whatever has piled up since its last write (all the chunks of one upstream read, say),
         so a fast upstream costs one socket write per read, not one per chunk."""
-        frames = [chunk_frame(chunk) for chunk in self._first]
+        frames = [chunk_frame(payload) for payload in self._first]
         wake = asyncio.Event()
         room = asyncio.Event()
         room.set()
@@ -139,8 +135,8 @@ class EventStreamResponse(Response):
         async def read() -> None:
             nonlocal outcome
             try:
-                async for chunk in self._stream:
-                    frames.append(chunk_frame(chunk))
+                async for payload in self._stream.payloads():
+                    frames.append(chunk_frame(payload))
                     wake.set()
                     if len(frames) >= _MAX_PENDING_FRAMES:  # the client reads slower than upstream sends
                         room.clear()
