@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 
+from solarstream.emulator import Emulator
 from tests.rawserver import RawServer
 
 #: distinctive secrets: tests assert they never leak into messages, reprs or logs
@@ -43,3 +45,17 @@ def kw(server: RawServer, **extra: Any) -> dict[str, Any]:
 
 
 MESSAGES: list[dict[str, Any]] = [{"role": "user", "content": "Hello"}]
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    """The offline emulator on 127.0.0.1 (a module may override this, e.g. to set env vars too)."""
+    async with Emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain aiohttp session, for asserting on raw bytes."""
+    async with aiohttp.ClientSession() as s:
+        yield s

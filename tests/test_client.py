@@ -166,12 +166,6 @@ class SyncSide(Side):
         await self._call(self.client.close)
 
 
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator:
-        yield emulator
-
-
 @pytest.fixture(params=["async", "sync"])
 async def side(request: pytest.FixtureRequest, emu: Emulator) -> AsyncIterator[Side]:
     cls = AsyncSide if request.param == "async" else SyncSide

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -19,18 +18,6 @@ from solarstream.emulator import Emulator, create_app
 from solarstream.emulator.answers import BANNER
 
 USER = [{"role": "user", "content": "Hello there"}]
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 async def post(session: aiohttp.ClientSession, emu: Emulator, body: Any, *, key: str | None = None,

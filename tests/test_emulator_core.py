@@ -27,12 +27,6 @@ from solarstream.types import TextDelta, ToolCalls, UsageReport
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
 async def http() -> AsyncIterator[HTTPClient]:
     client = HTTPClient(retry=RetryPolicy(max_retries=2, backoff=0.001, backoff_max=0.002))
     yield client

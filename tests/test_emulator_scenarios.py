@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -14,18 +13,6 @@ from solarstream.emulator import CATALOG, Emulator
 from solarstream.emulator.answers import BANNER, SCRIPT_ANSWER, filler
 
 MODEL = "solar-mini"
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def body(text: str = "Hi", *, stream: bool = True, usage: bool = False, **extra: Any) -> dict[str, Any]:

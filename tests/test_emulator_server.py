@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -15,12 +14,6 @@ import pytest
 from solarstream.emulator import Emulator
 
 BODY: dict[str, Any] = {"model": "solar-mini", "messages": [{"role": "user", "content": "Hi"}], "stream": True}
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator:
-        yield emulator
 
 
 def headers(emu: Emulator, emulate: str | None = None) -> dict[str, str]:
