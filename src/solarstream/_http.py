@@ -314,6 +314,7 @@ class HTTPClient:
         http_proxy = proxy if proxy and urlsplit(proxy).scheme.lower() in _HTTP_PROXY_SCHEMES else None
         if proxy is None:
             proxy = http_proxy = await _env_proxy(url)
+        secret = _bearer(headers)  # redacted from anything the server quotes back
         client_timeout = aiohttp.ClientTimeout(
             total=timeout.total, sock_connect=timeout.connect, sock_read=timeout.first_byte
         )
@@ -350,8 +351,8 @@ class HTTPClient:
                     protocol.read_timeout = timeout.read
                     if not resp.content.is_eof():
                         protocol.start_timeout()  # the timer running now still has the first-byte limit
-                return Response(resp, timeout, _bearer(headers))
-            status_error = await _status_error(resp, _bearer(headers))
+                return Response(resp, timeout, secret)
+            status_error = await _status_error(resp, secret)
             if attempt < retry.max_retries and _retryable_status(status_error):
                 status_delay = _retry_delay(attempt, resp.headers, retry)
                 if status_delay is not None:

@@ -244,7 +244,7 @@ class ChatStream:
             if choice.get("finish_reason"):
                 if self.tool_calls:
                     yield ToolCalls(tuple(self.tool_calls.calls()))
-                yield Finish(self.finish_reason or choice["finish_reason"], index)
+                yield Finish(choice["finish_reason"], index)  # as _track normalised it
         if obj.get("usage") and self.usage is not None:
             yield UsageReport(self.usage)
 
@@ -290,17 +290,17 @@ async def _refuse_non_stream(response: Response) -> None:
         raw = await response.read_all()
     finally:
         response.close()
-    raw = response.redact(raw.decode("utf-8", "replace")).encode()
+    text = response.redact(raw.decode("utf-8", "replace"))
     try:
-        obj = json.loads(raw)
+        obj = json.loads(text)
     except ValueError:
         obj = None
     if isinstance(obj, dict) and obj.get("error") is not None:
         raise _stream_error(obj)
     raise StreamError(
         f"expected an event stream but got HTTP {response.status} {kind or 'with no content type'}: "
-        f"{excerpt(raw) or '(empty body)'}; is the base URL an Upstage-compatible API?",
-        body=excerpt(raw),
+        f"{excerpt(text) or '(empty body)'}; is the base URL an Upstage-compatible API?",
+        body=excerpt(text),
     )
 
 
