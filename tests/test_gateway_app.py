@@ -30,12 +30,6 @@ async def gw() -> AsyncIterator[RunningGateway]:
         yield running
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def sse_payloads(raw: bytes) -> list[str]:
     decoder = SSEDecoder()
     events = decoder.feed(raw)
@@ -43,9 +37,9 @@ def sse_payloads(raw: bytes) -> list[str]:
     return [e.data for e in events]
 
 
-async def post(http: aiohttp.ClientSession, gw: RunningGateway, body: Any, **kw: Any) -> tuple[int, Any, Any]:
+async def post(session: aiohttp.ClientSession, gw: RunningGateway, body: Any, **kw: Any) -> tuple[int, Any, Any]:
     data = body if isinstance(body, (bytes, str, AsyncIterator)) else json.dumps(body)
-    async with http.post(f"{gw.base_url}/chat/completions", data=data, **kw) as resp:
+    async with session.post(f"{gw.base_url}/chat/completions", data=data, **kw) as resp:
         raw = await resp.read()
         return resp.status, resp.headers, raw
 
@@ -63,8 +57,8 @@ def envelope(raw: bytes) -> dict[str, Any]:
 # --- success -----------------------------------------------------------------------------------
 
 
-async def test_stream_sends_chunks_then_done(gw: RunningGateway, http: aiohttp.ClientSession) -> None:
-    status, headers, raw = await post(http, gw, chat("hi there", stream=True))
+async def test_stream_sends_chunks_then_done(gw: RunningGateway, session: aiohttp.ClientSession) -> None:
+    status, headers, raw = await post(session, gw, chat("hi there", stream=True))
     assert status == 200
     assert headers["Content-Type"].startswith("text/event-stream")
     payloads = sse_payloads(raw)
@@ -78,10 +72,10 @@ async def test_stream_sends_chunks_then_done(gw: RunningGateway, http: aiohttp.C
 
 
 async def test_non_stream_completion_and_access_log(
-    gw: RunningGateway, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+    gw: RunningGateway, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="solarstream.server")
-    status, _, raw = await post(http, gw, chat("what is 2+2?"))
+    status, _, raw = await post(session, gw, chat("what is 2+2?"))
     assert status == 200
     body = json.loads(raw)
     assert body["object"] == "chat.completion"
@@ -94,10 +88,10 @@ async def test_non_stream_completion_and_access_log(
 
 
 async def test_stream_with_usage_is_logged(
-    gw: RunningGateway, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+    gw: RunningGateway, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="solarstream.server")
-    status, _, raw = await post(http, gw, chat(stream=True, stream_options={"include_usage": True}))
+    status, _, raw = await post(session, gw, chat(stream=True, stream_options={"include_usage": True}))
     assert status == 200
     usage = next(json.loads(p)["usage"] for p in sse_payloads(raw)[:-1] if json.loads(p).get("usage"))
     line = next(r.getMessage() for r in caplog.records if r.name == "solarstream.server")
@@ -106,52 +100,52 @@ async def test_stream_with_usage_is_logged(
     assert f"tokens={usage['prompt_tokens']}+{usage['completion_tokens']}" in line
 
 
-async def test_retired_and_dated_model_names_resolve(gw: RunningGateway, http: aiohttp.ClientSession) -> None:
+async def test_retired_and_dated_model_names_resolve(gw: RunningGateway, session: aiohttp.ClientSession) -> None:
     for name, dated in (("solar-1-mini-chat", "solar-mini-250422"), ("solar-pro4-260806", "solar-pro4-260806")):
-        status, _, raw = await post(http, gw, chat(model=name))
+        status, _, raw = await post(session, gw, chat(model=name))
         assert status == 200
         assert json.loads(raw)["model"] == dated
 
 
-async def test_reasoning_streams_through(gw: RunningGateway, http: aiohttp.ClientSession) -> None:
-    status, _, raw = await post(http, gw, chat("[emulate:reasoning] think", stream=True, model="solar-pro3"))
+async def test_reasoning_streams_through(gw: RunningGateway, session: aiohttp.ClientSession) -> None:
+    status, _, raw = await post(session, gw, chat("[emulate:reasoning] think", stream=True, model="solar-pro3"))
     assert status == 200
     deltas = [json.loads(p)["choices"][0]["delta"] for p in sse_payloads(raw)[:-1] if json.loads(p)["choices"]]
     assert "".join(d.get("reasoning") or "" for d in deltas)
     assert "".join(d.get("content") or "" for d in deltas)
 
 
-async def test_models_health_page_and_openapi(gw: RunningGateway, http: aiohttp.ClientSession) -> None:
-    async with http.get(f"{gw.base_url}/models") as resp:
+async def test_models_health_page_and_openapi(gw: RunningGateway, session: aiohttp.ClientSession) -> None:
+    async with session.get(f"{gw.base_url}/models") as resp:
         models = await resp.json()
     assert [m["id"] for m in models["data"]] == ["solar-pro4", "solar-pro3", "solar-mini", "syn-pro"]
     assert all(m["object"] == "model" and m["created"] > 0 for m in models["data"])
-    async with http.get(f"{gw.base_url}/models/solar-pro4-260806") as resp:
+    async with session.get(f"{gw.base_url}/models/solar-pro4-260806") as resp:
         assert resp.status == 200
         assert (await resp.json())["id"] == "solar-pro4-260806"
-    async with http.get(f"{gw.base_url}/models/gpt-4o") as resp:
+    async with session.get(f"{gw.base_url}/models/gpt-4o") as resp:
         assert resp.status == 404
         assert envelope(await resp.read())["code"] == "model_not_found"
-    async with http.get(f"{gw.url}/health") as resp:
+    async with session.get(f"{gw.url}/health") as resp:
         health = await resp.json()
     assert health["status"] == "ok"
     assert health["upstream"] == "emulator"
     assert health["in_flight"] == 0
-    async with http.get(f"{gw.url}/") as resp:
+    async with session.get(f"{gw.url}/") as resp:
         page = await resp.text()
         assert resp.headers["Content-Type"].startswith("text/html")
         assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
     assert '<script src="/static/app.js"' in page
-    async with http.get(f"{gw.url}/static/app.js") as resp:
+    async with session.get(f"{gw.url}/static/app.js") as resp:
         assert resp.status == 200
         assert resp.headers["Content-Type"].startswith("text/javascript")
-    async with http.get(f"{gw.url}/openapi.json") as resp:
+    async with session.get(f"{gw.url}/openapi.json") as resp:
         document = await resp.json()
     assert "/v1/chat/completions" in document["paths"]
-    async with http.get(f"{gw.url}/nowhere") as resp:
+    async with session.get(f"{gw.url}/nowhere") as resp:
         assert resp.status == 404
         assert envelope(await resp.read())["code"] == "not_found"
-    async with http.delete(f"{gw.base_url}/models") as resp:
+    async with session.delete(f"{gw.base_url}/models") as resp:
         assert resp.status == 405
         assert envelope(await resp.read())["code"] == "method_not_allowed"
 
@@ -188,9 +182,9 @@ async def test_models_health_page_and_openapi(gw: RunningGateway, http: aiohttp.
     ],
 )
 async def test_bad_input_is_a_400_naming_the_field(
-    gw: RunningGateway, http: aiohttp.ClientSession, body: Any, param: str | None, words: str
+    gw: RunningGateway, session: aiohttp.ClientSession, body: Any, param: str | None, words: str
 ) -> None:
-    status, _, raw = await post(http, gw, body)
+    status, _, raw = await post(session, gw, body)
     assert status == 400, raw
     error = envelope(raw)
     assert error["type"] == "invalid_request_error"
@@ -201,24 +195,24 @@ async def test_bad_input_is_a_400_naming_the_field(
 
 @pytest.mark.parametrize("field", ["base_url", "api_key", "extra_headers", "extra_body", "proxy", "timeout"])
 async def test_clients_cannot_redirect_the_upstream_or_its_key(
-    gw: RunningGateway, http: aiohttp.ClientSession, field: str
+    gw: RunningGateway, session: aiohttp.ClientSession, field: str
 ) -> None:
-    status, _, raw = await post(http, gw, chat(**{field: "http://127.0.0.1:9/v1"}))
+    status, _, raw = await post(session, gw, chat(**{field: "http://127.0.0.1:9/v1"}))
     assert status == 400
     assert envelope(raw)["param"] == field
     assert gw.emulator.requests == []
 
 
-async def test_n_equal_to_one_is_accepted(gw: RunningGateway, http: aiohttp.ClientSession) -> None:
-    status, _, _ = await post(http, gw, chat(n=1))
+async def test_n_equal_to_one_is_accepted(gw: RunningGateway, session: aiohttp.ClientSession) -> None:
+    status, _, _ = await post(session, gw, chat(n=1))
     assert status == 200
     assert "n" not in gw.emulator.requests[0].json
 
 
 async def test_oversized_bodies_get_413() -> None:
-    async with running_gateway(max_body_bytes=2048) as gw, aiohttp.ClientSession() as http:
+    async with running_gateway(max_body_bytes=2048) as gw, aiohttp.ClientSession() as session:
         big = chat("x" * 4096)
-        status, _, raw = await post(http, gw, big)
+        status, _, raw = await post(session, gw, big)
         assert status == 413
         assert envelope(raw)["code"] == "request_too_large"
 
@@ -227,15 +221,15 @@ async def test_oversized_bodies_get_413() -> None:
             for i in range(0, len(data), 512):
                 yield data[i : i + 512]
 
-        status, _, raw = await post(http, gw, chunked())
+        status, _, raw = await post(session, gw, chunked())
         assert status == 413
         assert "--max-body-bytes" in envelope(raw)["message"]
         assert gw.emulator.requests == []
 
 
-async def test_unknown_model_is_404(gw: RunningGateway, http: aiohttp.ClientSession) -> None:
+async def test_unknown_model_is_404(gw: RunningGateway, session: aiohttp.ClientSession) -> None:
     for stream in (False, True):
-        status, _, raw = await post(http, gw, chat(model="gpt-4o", stream=stream))
+        status, _, raw = await post(session, gw, chat(model="gpt-4o", stream=stream))
         assert status == 404
         error = envelope(raw)
         assert (error["code"], error["param"]) == ("model_not_found", "model")
@@ -244,22 +238,22 @@ async def test_unknown_model_is_404(gw: RunningGateway, http: aiohttp.ClientSess
 # --- auth -----------------------------------------------------------------------------------------
 
 
-async def test_gateway_key_is_required_when_set(http: aiohttp.ClientSession) -> None:
+async def test_gateway_key_is_required_when_set(session: aiohttp.ClientSession) -> None:
     async with running_gateway(api_key=GATEWAY_KEY) as gw:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": GATEWAY_KEY}):
-            status, _, raw = await post(http, gw, chat(), headers=headers)
+            status, _, raw = await post(session, gw, chat(), headers=headers)
             assert status == 401
             error = envelope(raw)
             assert error["code"] == "invalid_api_key"
             assert "Authorization: Bearer" in error["message"]
             assert GATEWAY_KEY not in error["message"]
-        async with http.get(f"{gw.base_url}/models") as resp:
+        async with session.get(f"{gw.base_url}/models") as resp:
             assert resp.status == 401
-        status, _, _ = await post(http, gw, chat(), headers={"Authorization": f"Bearer {GATEWAY_KEY}"})
+        status, _, _ = await post(session, gw, chat(), headers={"Authorization": f"Bearer {GATEWAY_KEY}"})
         assert status == 200
-        async with http.get(f"{gw.url}/health") as resp:
+        async with session.get(f"{gw.url}/health") as resp:
             assert resp.status == 200  # health and the page stay open
-        async with http.get(f"{gw.url}/") as resp:
+        async with session.get(f"{gw.url}/") as resp:
             assert resp.status == 200
         # the gateway key is not forwarded upstream; the upstream key is the server's own
         record = gw.emulator.requests[0]
@@ -283,9 +277,9 @@ async def test_gateway_key_is_required_when_set(http: aiohttp.ClientSession) -> 
     ],
 )
 async def test_upstream_errors_before_the_first_chunk_get_their_status(
-    gw: RunningGateway, http: aiohttp.ClientSession, stream: bool, directive: str, status: int, code: str
+    gw: RunningGateway, session: aiohttp.ClientSession, stream: bool, directive: str, status: int, code: str
 ) -> None:
-    got, headers, raw = await post(http, gw, chat(f"{directive} hi", stream=stream))
+    got, headers, raw = await post(session, gw, chat(f"{directive} hi", stream=stream))
     assert got == status, raw
     assert headers["Content-Type"] == "application/json"
     error = envelope(raw)
@@ -300,17 +294,17 @@ async def test_upstream_errors_before_the_first_chunk_get_their_status(
         assert "gateway operator" in error["message"]
 
 
-async def test_upstream_timeout_is_504(http: aiohttp.ClientSession) -> None:
+async def test_upstream_timeout_is_504(session: aiohttp.ClientSession) -> None:
     async with running_gateway(upstream_timeout=0.3) as gw:
-        status, _, raw = await post(http, gw, chat("[emulate:stall after=0] hi", stream=True))
+        status, _, raw = await post(session, gw, chat("[emulate:stall after=0] hi", stream=True))
         assert status == 504
         assert envelope(raw)["code"] == "upstream_timeout"
 
 
-async def test_unreachable_upstream_is_502(http: aiohttp.ClientSession) -> None:
+async def test_unreachable_upstream_is_502(session: aiohttp.ClientSession) -> None:
     config = GatewayConfig(upstream_api_key="up_x", upstream_base_url="http://127.0.0.1:9/v1")
     async with running_gateway(config, emulator=False) as gw:
-        status, _, raw = await post(http, gw, chat(stream=True))
+        status, _, raw = await post(session, gw, chat(stream=True))
         assert status == 502
         error = envelope(raw)
         assert error["code"] == "upstream_unreachable"
@@ -326,9 +320,9 @@ async def test_unreachable_upstream_is_502(http: aiohttp.ClientSession) -> None:
      ("[emulate:truncate after=2]", "upstream_error")],
 )
 async def test_errors_after_the_first_chunk_are_in_band(
-    gw: RunningGateway, http: aiohttp.ClientSession, directive: str, code: str
+    gw: RunningGateway, session: aiohttp.ClientSession, directive: str, code: str
 ) -> None:
-    status, _, raw = await post(http, gw, chat(f"{directive} hi", stream=True))
+    status, _, raw = await post(session, gw, chat(f"{directive} hi", stream=True))
     assert status == 200
     payloads = sse_payloads(raw)
     assert payloads[-1] == "[DONE]"
@@ -350,8 +344,8 @@ async def _first_frame(resp: aiohttp.ClientResponse) -> bytes:
 
 async def test_client_disconnect_cancels_the_upstream_at_once(gw: RunningGateway) -> None:
     emu = gw.emulator
-    async with aiohttp.ClientSession() as http:
-        resp = await http.post(f"{gw.base_url}/chat/completions",
+    async with aiohttp.ClientSession() as session:
+        resp = await session.post(f"{gw.base_url}/chat/completions",
                                json=chat("[emulate:slow delay_ms=400] hi", stream=True))
         assert resp.status == 200
         await _first_frame(resp)
@@ -366,8 +360,8 @@ async def test_client_disconnect_cancels_the_upstream_at_once(gw: RunningGateway
 
 
 async def test_client_disconnect_before_the_first_chunk_cancels_the_upstream(gw: RunningGateway) -> None:
-    async with aiohttp.ClientSession() as http:
-        request = asyncio.ensure_future(http.post(f"{gw.base_url}/chat/completions",
+    async with aiohttp.ClientSession() as session:
+        request = asyncio.ensure_future(session.post(f"{gw.base_url}/chat/completions",
                                                   json=chat("[emulate:stall after=0] hi", stream=True)))
         await asyncio.wait_for(gw.emulator.wait_for_requests(1), 5)
         request.cancel()  # the client gives up while the gateway waits for the first chunk
@@ -378,23 +372,23 @@ async def test_client_disconnect_before_the_first_chunk_cancels_the_upstream(gw:
 
 
 async def test_concurrency_cap_answers_429_at_once() -> None:
-    async with running_gateway(max_concurrency=1) as gw, aiohttp.ClientSession() as http:
-        first = await http.post(f"{gw.base_url}/chat/completions",
+    async with running_gateway(max_concurrency=1) as gw, aiohttp.ClientSession() as session:
+        first = await session.post(f"{gw.base_url}/chat/completions",
                                 json=chat("[emulate:slow delay_ms=400] hi", stream=True))
         await _first_frame(first)
-        status, headers, raw = await post(http, gw, chat())
+        status, headers, raw = await post(session, gw, chat())
         assert status == 429
         assert headers["Retry-After"] == "1"
         assert envelope(raw)["code"] == "gateway_busy"
         first.close()
         await asyncio.wait_for(gw.server.gateway.wait_idle(), 5)
-        status, _, _ = await post(http, gw, chat())
+        status, _, _ = await post(session, gw, chat())
         assert status == 200
 
 
 async def test_shutdown_ends_streams_in_band() -> None:
-    async with running_gateway() as gw, aiohttp.ClientSession() as http:
-        resp = await http.post(f"{gw.base_url}/chat/completions",
+    async with running_gateway() as gw, aiohttp.ClientSession() as session:
+        resp = await session.post(f"{gw.base_url}/chat/completions",
                                json=chat("[emulate:slow delay_ms=400] hi", stream=True))
         head = await _first_frame(resp)
         gw.server.should_exit = True  # what SIGTERM does
@@ -406,12 +400,12 @@ async def test_shutdown_ends_streams_in_band() -> None:
 
 
 async def test_upstream_key_never_logged(
-    gw: RunningGateway, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+    gw: RunningGateway, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     for body in (chat(), chat(stream=True), chat("[emulate:error status=401]"), chat("[emulate:reset after=1]",
                                                                                      stream=True)):
-        await post(http, gw, body, headers={"Authorization": f"Bearer {GATEWAY_KEY}"})
+        await post(session, gw, body, headers={"Authorization": f"Bearer {GATEWAY_KEY}"})
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "POST /v1/chat/completions" in text
     assert UPSTREAM_KEY not in text
