@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 import solarstream
-from solarstream import _models, errors
+from solarstream import errors
 from solarstream.providers import AsyncGeneratorProvider, ProviderModelMixin, Upstage, format_prompt
+from solarstream.providers.upstage import models as _models
 from solarstream.types import AsyncResult, CreateResult, Messages
 
 

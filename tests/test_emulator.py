@@ -13,9 +13,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from solarstream import _models
 from solarstream.emulator import Emulator, create_app
 from solarstream.emulator.answers import BANNER
+from solarstream.providers.upstage import models as _models
 
 USER = [{"role": "user", "content": "Hello there"}]
 

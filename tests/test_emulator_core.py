@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from solarstream import _models
 from solarstream._http import HTTPClient, RetryPolicy
 from solarstream.emulator import Emulator
 from solarstream.emulator.answers import answer_text
@@ -23,6 +22,7 @@ from solarstream.errors import (
     StreamTruncatedError,
 )
 from solarstream.providers import Upstage
+from solarstream.providers.upstage import models as _models
 from solarstream.types import TextDelta, ToolCalls, UsageReport
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._models import DEFAULT_MODEL
+from ..providers.upstage.models import DEFAULT_MODEL
 from .connection import Connection, connection_options, open_client
 from .render import Renderer
 from .runner import run

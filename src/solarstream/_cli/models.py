@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .. import _models
+from ..providers.upstage import models as _models
 from .connection import Connection, connection_options, open_client
 from .runner import run
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import _models
+from ..providers.upstage import models as _models
 from .plan import last_user_text, make_plan
 from .respond import send_completion, send_stream
 from .scenarios import Scenario, ScenarioError, merge, parse, parse_header, parse_text

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .. import _models
+from ..providers.upstage import models as _models
 from .answers import content_text, prompt_tokens
 
 __all__ = ["ApiError", "ChatParams", "check_api_key", "validate_chat"]

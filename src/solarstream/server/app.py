@@ -22,11 +22,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .. import _models
 from .._http import HTTPClient, RetryPolicy, Timeout
 from .._stream import ChatStream
 from .._version import __version__
 from ..providers import Upstage
+from ..providers.upstage import models as _models
 from ..types import Model
 from .accesslog import AccessLogMiddleware, log_info
 from .config import GatewayConfig

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .. import _models
-from ..errors import InvalidRequestError
-from ..types import Messages
-from .base import _content_text
-from .openai_compatible import PARAMETER_CHECKS, EndpointConfig, OpenAICompatibleProvider
+from ...errors import InvalidRequestError
+from ...types import Messages
+from ..base import _content_text
+from ..openai_compatible import PARAMETER_CHECKS, EndpointConfig, OpenAICompatibleProvider
+from . import models as _models
 
 __all__ = ["UPSTAGE", "Upstage"]
 

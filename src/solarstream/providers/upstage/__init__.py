@@ -1,0 +1,6 @@
+"""Everything Upstage-specific: the provider, its model table, its rules and quirks."""
+
+from . import models
+from .provider import UPSTAGE, Upstage
+
+__all__ = ["UPSTAGE", "Upstage", "models"]
