@@ -13,11 +13,14 @@ __all__ = [
     "ALIASES",
     "CURRENT_MODELS",
     "DEFAULT_MODEL",
+    "EMBEDDING_MODELS",
     "MODELS",
     "RETIRED",
+    "EmbeddingModelInfo",
     "ModelInfo",
     "RetiredModel",
     "lookup",
+    "lookup_embedding",
 ]
 
 
@@ -41,6 +44,21 @@ class ModelInfo:
     @property
     def reasons(self) -> bool:
         return bool(self.reasoning_efforts)
+
+
+@dataclass(frozen=True)
+class EmbeddingModelInfo:
+    """An embedding model: ``POST {base}/embeddings``; queries and passages use different models."""
+
+    name: str
+    dimensions: int
+    context_window: int
+    #: ``query`` or ``passage`` (asymmetric retrieval: embed each side with its own model)
+    side: str
+    #: the day requests stop working (ISO date), if announced
+    removal: str | None = None
+    successor: str | None = None
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,3 +142,21 @@ def lookup(name: str) -> ModelInfo | None:
         return info
     match = _DATED.match(name)
     return MODELS.get(match["base"]) if match else None
+
+
+EMBEDDING_MODELS: dict[str, EmbeddingModelInfo] = {
+    m.name: m
+    for m in (
+        EmbeddingModelInfo("solar-embedding-2-query", 1024, 8192, "query"),
+        EmbeddingModelInfo("solar-embedding-2-passage", 1024, 8192, "passage"),
+        EmbeddingModelInfo("embedding-query", 4096, 4096, "query", removal="2026-12-31",
+                           successor="solar-embedding-2-query", note="Solar Embedding 1"),
+        EmbeddingModelInfo("embedding-passage", 4096, 4096, "passage", removal="2026-12-31",
+                           successor="solar-embedding-2-passage", note="Solar Embedding 1"),
+    )
+}
+
+
+def lookup_embedding(name: str) -> EmbeddingModelInfo | None:
+    """The embedding model of that exact name, else ``None``."""
+    return EMBEDDING_MODELS.get(name)
