@@ -54,9 +54,7 @@ class UpstageText(Variant):
             yield piece
 
     async def aclose(self) -> None:
-        from solarstream.providers.openai_compatible import default_http_client
-
-        await default_http_client().aclose()
+        await self._upstage.aclose()  # the default instance that class-level calls use
 
 
 class UpstageEvents(UpstageText):

@@ -152,8 +152,11 @@ def scanner_loads(text: str) -> Any:
 # --- end to end, one layer at a time -----------------------------------------------------------------
 
 
+_PROVIDER = Upstage(api_key=API_KEY)
+
+
 def _request(base_url: str, chunks: int) -> Any:
-    return Upstage.prepare_chat(MODEL, messages_for(chunks), stream=True, base_url=base_url, api_key=API_KEY)
+    return _PROVIDER.prepare_chat(MODEL, messages_for(chunks), stream=True, base_url=base_url)
 
 
 async def _open(http: HTTPClient, base_url: str, chunks: int) -> Response:
@@ -267,8 +270,8 @@ def request_costs() -> list[tuple[str, float]]:
 
     messages = messages_for(16)
     steps: dict[str, Callable[[], object]] = {
-        "Upstage.prepare_chat (validation, body JSON, headers)": lambda: Upstage.prepare_chat(
-            MODEL, messages, stream=True, base_url="http://127.0.0.1:1/v1", api_key=API_KEY),
+        "Upstage.prepare_chat (validation, body JSON, headers)": lambda: _PROVIDER.prepare_chat(
+            MODEL, messages, stream=True, base_url="http://127.0.0.1:1/v1"),
         "Upstage.create_async_generator call (prepare + ChatStream)": lambda: Upstage.create_async_generator(
             MODEL, messages, base_url="http://127.0.0.1:1/v1", api_key=API_KEY),
         "urllib.request.getproxies_environment() (_http._env_proxy, every request)":

@@ -13,6 +13,7 @@ import pytest
 import solarstream
 from solarstream import errors
 from solarstream.providers import AsyncGeneratorProvider, ProviderModelMixin, Upstage, format_prompt
+from solarstream.providers.upstage import UPSTAGE
 from solarstream.providers.upstage import models as _models
 from solarstream.types import AsyncResult, CreateResult, Messages
 
@@ -152,7 +153,7 @@ def test_error_hierarchy() -> None:
     ],
 )
 def test_error_mapping_by_status_then_code(status: int, body: bytes, cls: type[errors.APIStatusError]) -> None:
-    error = errors.error_from_response(status, body, request_id="req-1")
+    error = UPSTAGE.quirks.error(status, body, {"x-request-id": "req-1"})
     assert type(error) is cls
     assert error.status_code == status
     assert error.request_id == "req-1"

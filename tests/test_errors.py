@@ -114,7 +114,8 @@ async def test_error_body_with_chunked_framing(server: RawServer) -> None:
 
 BAD_REQUESTS: list[tuple[str, str, list[dict[str, Any]], dict[str, Any]]] = [
     ("store", "solar-pro4", MESSAGES, {"store": True}),
-    ("developer-role", "solar-pro4", [{"role": "developer", "content": "x"}], {}),
+    ("n-3", "solar-pro4", MESSAGES, {"n": 3}),
+    ("logprobs", "solar-pro4", MESSAGES, {"logprobs": True}),
     ("unknown-role", "solar-pro4", [{"role": "wizard", "content": "x"}], {}),
     ("strict-tools", "solar-pro4", MESSAGES,
      {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}, "strict": True}}]}),
@@ -167,7 +168,7 @@ async def test_json_object_with_json_in_prompt_is_sent(server: RawServer) -> Non
 
 async def test_strict_model_policy_rejects_unknown_models(server: RawServer) -> None:
     with pytest.raises(ModelNotSupportedError):
-        Upstage.prepare_chat("gpt-4o", MESSAGES, stream=True, model_policy="strict", **kw(server))
+        Upstage(model_policy="strict").stream("gpt-4o", MESSAGES, **kw(server))
     assert server.requests == []
 
 

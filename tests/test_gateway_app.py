@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from solarstream._sse import SSEDecoder
+from solarstream.providers.upstage import models as _models
 from solarstream.server import GatewayConfig
 from solarstream.server.testing import RunningGateway, running_gateway
 
@@ -83,7 +84,7 @@ async def test_non_stream_completion_and_access_log(
     assert "solarstream emulator" in body["choices"][0]["message"]["content"]
     usage = body["usage"]
     line = next(r.getMessage() for r in caplog.records if r.name == "solarstream.server")
-    assert line.startswith("POST /v1/chat/completions 200 model=solar-mini stream=false duration_ms=")
+    assert line.startswith("POST /v1/chat/completions 200 model=solar-mini-250422 stream=false duration_ms=")
     assert f"tokens={usage['prompt_tokens']}+{usage['completion_tokens']}={usage['total_tokens']}" in line
 
 
@@ -118,11 +119,16 @@ async def test_reasoning_streams_through(gw: RunningGateway, session: aiohttp.Cl
 async def test_models_health_page_and_openapi(gw: RunningGateway, session: aiohttp.ClientSession) -> None:
     async with session.get(f"{gw.base_url}/models") as resp:
         models = await resp.json()
-    assert [m["id"] for m in models["data"]] == ["solar-pro4", "solar-pro3", "solar-mini", "syn-pro"]
-    assert all(m["object"] == "model" and m["created"] > 0 for m in models["data"])
-    async with session.get(f"{gw.base_url}/models/solar-pro4-260806") as resp:
-        assert resp.status == 200
-        assert (await resp.json())["id"] == "solar-pro4-260806"
+    ids = [m["id"] for m in models["data"]]
+    assert ids == [entry.id for entry in _models.listed()]
+    assert ids[:2] == ["solar-pro4", "solar-pro4-260806"]
+    assert {"solar-pro", "solar-pro2", "solar-embedding-2-query"} <= set(ids)  # aliases and embeddings too
+    assert all(m["object"] == "model" and m["owned_by"] == "upstage" for m in models["data"])
+    assert {m["id"]: m["created"] for m in models["data"]}["solar-pro4-260806"] == 1785974400  # 2026-08-06
+    for name in ("solar-pro4-260806", "solar-pro", "solar-pro4-270101", "solar-embedding-2-passage"):
+        async with session.get(f"{gw.base_url}/models/{name}") as resp:
+            assert resp.status == 200, name  # every name chat (or embeddings) accepts
+            assert (await resp.json())["id"] == name
     async with session.get(f"{gw.base_url}/models/gpt-4o") as resp:
         assert resp.status == 404
         assert envelope(await resp.read())["code"] == "model_not_found"
@@ -172,13 +178,16 @@ async def test_models_health_page_and_openapi(gw: RunningGateway, session: aioht
         (chat(temperature=5), "temperature", "between"),
         (chat(max_tokens=0), "max_tokens", "positive integer"),
         (chat(frobnicate=1), "frobnicate", "unknown parameter"),
-        (chat(user="me"), "user", "unknown parameter"),
         (chat(store=True), "store", "rejected by Upstage"),
-        (chat(n=2), "n", "not supported"),
+        (chat(n=2), "n", "one answer per request"),
+        (chat(logprobs=True), "logprobs", "no log probabilities"),
+        (chat(tools=[{"type": "function", "function": {"name": "f", "strict": True}}]), "tools[0].function.strict",
+         "strict tools"),
         (chat(reasoning_effort="high"), "reasoning_effort", "does not reason"),
         (chat(stream_options={"include_usage": True}), "stream_options", "only allowed"),
-        ({"model": "solar-mini", "messages": [{"role": "developer", "content": "x"}]}, "messages[0].role",
-         "developer"),
+        ({"model": "solar-mini", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+         "messages[0].content[0]", "image input"),
+        (chat("bad \ud800 surrogate"), "messages[0].content", "lone surrogate"),
     ],
 )
 async def test_bad_input_is_a_400_naming_the_field(

@@ -16,6 +16,7 @@ from openai.types.chat import (
     ChatCompletionMessageParam,
 )
 
+from solarstream.providers.upstage import models as _models
 from solarstream.server.testing import GatewayThread, RunningGateway
 
 KEY = "gw-sdk-key-5150"
@@ -77,8 +78,10 @@ async def test_async_completion_and_stream(aclient: AsyncOpenAI) -> None:
 
 
 def test_models(client: OpenAI) -> None:
-    assert [m.id for m in client.models.list()] == ["solar-pro4", "solar-pro3", "solar-mini", "syn-pro"]
+    ids = [m.id for m in client.models.list()]
+    assert ids == [entry.id for entry in _models.listed()]
     assert client.models.retrieve("solar-mini").owned_by == "upstage"
+    assert client.models.retrieve("solar-pro").id == "solar-pro"  # a retired name that chat maps
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("gpt-4o")
 

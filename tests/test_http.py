@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from solarstream import Upstage
-from solarstream._http import HTTPClient, RetryPolicy, Timeout
+from solarstream._http import Timeout
+from solarstream._retry import RetryPolicy
 from solarstream.errors import (
     APIConnectionError,
     APIStatusError,
@@ -24,7 +25,8 @@ from solarstream.errors import (
     SolarstreamError,
     StreamTruncatedError,
 )
-from solarstream.providers.openai_compatible import default_http_client
+from solarstream.providers.base import default_of
+from solarstream.providers.upstage import UpstageQuirks
 from tests.conftest import MESSAGES, kw
 from tests.rawserver import RawServer, Reply, chunk, json_reply, sse, sse_reply, text_stream
 from tests.test_stream import collect
@@ -37,16 +39,16 @@ def err(status: int, code: str | None = None, headers: list[tuple[str, str]] | N
     return json_reply(status, body, headers or [])
 
 
-async def run_text(http: HTTPClient, server: RawServer, **extra: Any) -> str:
-    request = Upstage.prepare_chat("solar-pro4", MESSAGES, stream=True, **kw(server, **extra))
-    return "".join([p async for p in Upstage.open_stream(http, request).text()])
+async def run_text(http: Upstage, server: RawServer, **extra: Any) -> str:
+    return "".join([p async for p in http.stream("solar-pro4", MESSAGES, **kw(server, **extra)).text()])
 
 
 @pytest.fixture
 async def http() -> Any:
-    client = HTTPClient(retry=FAST)
-    yield client
-    await client.aclose()
+    """An Upstage provider with fast retries (the key and base URL are given per call)."""
+    provider = Upstage(retry=FAST)
+    yield provider
+    await provider.aclose()
 
 
 def retry_delays(caplog: pytest.LogCaptureFixture) -> list[float]:
@@ -56,11 +58,11 @@ def retry_delays(caplog: pytest.LogCaptureFixture) -> list[float]:
 
 # --- the fake itself ------------------------------------------------------------------------------
 
-async def test_raw_server_pieces_arrive_as_separate_reads(server: RawServer, http: HTTPClient) -> None:
+async def test_raw_server_pieces_arrive_as_separate_reads(server: RawServer, http: Upstage) -> None:
     pieces = [b"data: ", b"\xd0", b"\x96\n", b"\n"]
     for framing in ("chunked", "length", "close"):
         server.enqueue(Reply(pieces=pieces, framing=framing))
-        response = await http.send("GET", server.url + "/x", headers={})
+        response = await http.http.send("GET", server.url + "/x", headers={})
         reads = []
         while data := await response.read_chunk():
             reads.append(data)
@@ -70,13 +72,13 @@ async def test_raw_server_pieces_arrive_as_separate_reads(server: RawServer, htt
 
 # --- retries ---------------------------------------------------------------------------------------
 
-async def test_reset_before_headers_is_retried(server: RawServer, http: HTTPClient) -> None:
+async def test_reset_before_headers_is_retried(server: RawServer, http: Upstage) -> None:
     server.enqueue(Reply(status=None, end="reset"), sse_reply(text_stream(["ok"])))
     assert await run_text(http, server) == "ok"
     assert len(server.requests) == 2
 
 
-async def test_close_before_headers_is_retried(server: RawServer, http: HTTPClient) -> None:
+async def test_close_before_headers_is_retried(server: RawServer, http: Upstage) -> None:
     server.enqueue(Reply(status=None, end="close"), sse_reply(text_stream(["ok"])))
     assert await run_text(http, server) == "ok"
     assert len(server.requests) == 2
@@ -90,7 +92,7 @@ async def test_close_before_headers_is_retried(server: RawServer, http: HTTPClie
     (503, None, ServerError),
 ])
 async def test_retryable_statuses(
-    server: RawServer, http: HTTPClient, status: int, code: str | None, cls: type[APIStatusError]
+    server: RawServer, http: Upstage, status: int, code: str | None, cls: type[APIStatusError]
 ) -> None:
     server.enqueue(err(status, code), err(status, code), sse_reply(text_stream(["third time"])))
     assert await run_text(http, server) == "third time"
@@ -102,7 +104,7 @@ async def test_retryable_statuses(
     assert len(server.requests) == 6  # 1 + max_retries (2), then raised
 
 
-async def test_max_retries_kwarg_counts_attempts(server: RawServer, http: HTTPClient) -> None:
+async def test_max_retries_kwarg_counts_attempts(server: RawServer, http: Upstage) -> None:
     server.enqueue(*[err(503) for _ in range(4)])
     with pytest.raises(ServerError):
         await run_text(http, server, max_retries=3)
@@ -114,7 +116,7 @@ async def test_max_retries_kwarg_counts_attempts(server: RawServer, http: HTTPCl
 
 
 async def test_max_retries_kwarg_keeps_the_clients_backoff(
-    server: RawServer, http: HTTPClient, caplog: pytest.LogCaptureFixture
+    server: RawServer, http: Upstage, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, "solarstream")
     server.enqueue(err(500), err(500), sse_reply(text_stream(["ok"])))
@@ -124,27 +126,47 @@ async def test_max_retries_kwarg_keeps_the_clients_backoff(
     assert all(d <= FAST.backoff_max for d in delays), delays
 
 
+NOW = 1_800_000_000.0  # a fixed "now" for the delay arithmetic
+
+
 @pytest.mark.parametrize(("header", "value", "expected"), [
     ("retry-after-ms", "30", 0.03),
     ("Retry-After", "1", 1.0),
-    ("X-Upstage-RateLimit-Retry-After-Requests", "ms-stamp", 0.05),
-    ("X-Upstage-RateLimit-Retry-After-Tokens", "ms-stamp", 0.05),
+    ("Retry-After", "Fri, 15 Jan 2027 08:00:05 GMT", 5.0),  # an HTTP date, 5 s after NOW
+    ("X-Upstage-RateLimit-Retry-After-Requests", str(int((NOW + 0.05) * 1000)), 0.05),  # ms timestamp
+    ("X-Upstage-RateLimit-Retry-After-Tokens", str(int(NOW + 7)), 7.0),  # s timestamp
+    ("X-Upstage-RateLimit-Retry-After-Requests", "12", 12.0),  # small: a delay, not a timestamp
 ])
+def test_advertised_delays_are_read(header: str, value: str, expected: float) -> None:
+    assert UpstageQuirks().retry_after({header.lower(): value}, now=NOW) == pytest.approx(expected, abs=1e-3)
+
+
+def test_the_later_upstage_retry_header_wins() -> None:
+    headers = {"x-upstage-ratelimit-retry-after-requests": str(int(NOW + 3)),
+               "x-upstage-ratelimit-retry-after-tokens": str(int(NOW + 9))}
+    assert UpstageQuirks().retry_after(headers, now=NOW) == 9.0
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-5", "1e300", "soon", "", "Thu, 99 Foo"])
+def test_unusable_retry_after_values_are_ignored(value: str) -> None:
+    assert UpstageQuirks().retry_after({"retry-after": value, "retry-after-ms": value}, now=NOW) is None
+
+
 async def test_advertised_delays_are_honoured(
-    server: RawServer, http: HTTPClient, caplog: pytest.LogCaptureFixture, header: str, value: str, expected: float
+    server: RawServer, http: Upstage, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, "solarstream")
-    if value == "ms-stamp":  # a Unix timestamp in milliseconds, 50 ms ahead
-        value = str(int((time.time() + 0.05) * 1000))
-    server.enqueue(err(429, "too_many_requests", [(header, value)]), sse_reply(text_stream(["after wait"])))
+    server.enqueue(err(429, "too_many_requests", [("retry-after-ms", "300")]), sse_reply(text_stream(["after wait"])))
+    started = time.monotonic()
     assert await run_text(http, server) == "after wait"
+    assert time.monotonic() - started >= 0.3  # it waited the advertised time (the backoff here is 1 ms)
     assert len(server.requests) == 2
     [delay] = retry_delays(caplog)
-    assert expected - 0.02 <= delay <= expected + 0.01, delay  # the advertised delay, not the tiny backoff
+    assert 0.3 <= delay <= 0.4, delay  # the advertised delay plus at most the jitter
 
 
 async def test_advertised_delay_beyond_the_limit_raises_at_once(server: RawServer) -> None:
-    http = HTTPClient(retry=RetryPolicy(max_retries=2, backoff=0.001, max_retry_after=5))
+    http = Upstage(retry=RetryPolicy(max_retries=2, backoff=0.001, max_retry_after=5))
     try:
         server.enqueue(err(429, "too_many_requests", [("Retry-After", "120")]))
         with pytest.raises(RateLimitError) as info:
@@ -162,7 +184,7 @@ async def test_advertised_delay_beyond_the_limit_raises_at_once(server: RawServe
     (401, "api_key_is_blocked", QuotaExceededError),
 ])
 async def test_never_retried_statuses(
-    server: RawServer, http: HTTPClient, status: int, code: str, cls: type[APIStatusError]
+    server: RawServer, http: Upstage, status: int, code: str, cls: type[APIStatusError]
 ) -> None:
     server.enqueue(err(status, code), sse_reply(text_stream(["must not be reached"])))
     with pytest.raises(cls):
@@ -171,23 +193,22 @@ async def test_never_retried_statuses(
 
 
 @pytest.mark.parametrize("end", ["reset", "close"])
-async def test_nothing_is_retried_after_the_first_body_byte(server: RawServer, http: HTTPClient, end: str) -> None:
+async def test_nothing_is_retried_after_the_first_body_byte(server: RawServer, http: Upstage, end: str) -> None:
     server.enqueue(Reply(pieces=[sse(chunk("partial"))], end=end), sse_reply(text_stream(["duplicate"])))  # type: ignore[arg-type]
-    request = Upstage.prepare_chat("solar-pro4", MESSAGES, stream=True, **kw(server))
-    pieces, exc = await collect(Upstage.open_stream(http, request).text())
+    pieces, exc = await collect(http.stream("solar-pro4", MESSAGES, **kw(server)).text())
     assert isinstance(exc, StreamTruncatedError)
     assert pieces == ["partial"]
     assert len(server.requests) == 1
 
 
-async def test_headers_then_reset_is_not_retried(server: RawServer, http: HTTPClient) -> None:
+async def test_headers_then_reset_is_not_retried(server: RawServer, http: Upstage) -> None:
     server.enqueue(Reply(pieces=[], end="reset"), sse_reply(text_stream(["duplicate"])))
     with pytest.raises(StreamTruncatedError):
         await run_text(http, server)
     assert len(server.requests) == 1
 
 
-async def test_connection_refused_is_a_connection_error(http: HTTPClient) -> None:
+async def test_connection_refused_is_a_connection_error(http: Upstage) -> None:
     async with RawServer() as gone:
         base = gone.base_url
     with pytest.raises(APIConnectionError) as info:
@@ -206,15 +227,14 @@ async def test_sequential_classmethod_streams_share_one_connection(server: RawSe
     assert [r.connection for r in server.requests] == [0, 0, 0, 0]
 
 
-async def test_one_http_client_reuses_its_connection_for_streams_and_json(server: RawServer, http: HTTPClient) -> None:
+async def test_one_http_client_reuses_its_connection_for_streams_and_json(server: RawServer, http: Upstage) -> None:
     completion = {"id": "x", "object": "chat.completion", "created": 1, "model": "solar-mini-250422",
                   "choices": [{"index": 0, "message": {"role": "assistant", "content": "whole"},
                                "finish_reason": "stop"}],
                   "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
     server.enqueue(sse_reply(text_stream(["a"])), json_reply(200, completion), sse_reply(text_stream(["b"])))
     assert await run_text(http, server) == "a"
-    request = Upstage.prepare_chat("solar-mini", MESSAGES, stream=False, **kw(server))
-    result = await Upstage.send_completion(http, request)
+    result = await http.complete("solar-mini", MESSAGES, **kw(server))
     assert result.choices[0].message.content == "whole"
     assert await run_text(http, server) == "b"
     assert server.connections == 1
@@ -222,7 +242,7 @@ async def test_one_http_client_reuses_its_connection_for_streams_and_json(server
 
 @pytest.mark.parametrize("framing", ["chunked", "length"])
 async def test_trailing_bytes_after_done_still_reuse_the_connection(
-    server: RawServer, http: HTTPClient, framing: str
+    server: RawServer, http: Upstage, framing: str
 ) -> None:
     body = text_stream(["x"]) + b": trailing comment\n\n"
     server.enqueue(Reply(pieces=[body[:-10], body[-10:]], framing=framing), sse_reply(text_stream(["y"])))  # type: ignore[arg-type]
@@ -309,7 +329,7 @@ async def test_read_timeout_applies_right_after_the_headers(server: RawServer) -
     """A Timeout object with a long first-byte and a short idle read: a stall straight after the
     headers is an idle read, so the short limit applies."""
     server.enqueue(Reply(pieces=[], end="hang"))
-    http = HTTPClient(timeout=Timeout(connect=5, first_byte=30, read=0.2))
+    http = Upstage(timeout=Timeout(connect=5, first_byte=30, read=0.2))
     try:
         with pytest.raises(APITimeoutError):
             await asyncio.wait_for(run_text(http, server), 10)
@@ -342,7 +362,9 @@ async def test_a_netrc_entry_does_not_break_requests(
     assert server.requests[0].headers["authorization"] == "Bearer up_SeCrEtKeY4Tests9x7Q2"
 
 
-async def test_default_client_is_shared(server: RawServer) -> None:
-    assert default_http_client() is default_http_client()
+async def test_class_level_calls_share_one_default_instance() -> None:
+    assert default_of(Upstage) is default_of(Upstage)
+    assert Upstage.stream.__self__ is default_of(Upstage)  # type: ignore[attr-defined]
+    assert Upstage().stream.__self__ is not default_of(Upstage)  # type: ignore[attr-defined]
     with pytest.raises(SolarstreamError):
-        HTTPClient(retry=RetryPolicy(max_retries=-1))
+        RetryPolicy(max_retries=-1)

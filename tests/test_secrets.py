@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from solarstream import Upstage
-from solarstream._http import HTTPClient, RetryPolicy
+from solarstream._http import HTTPClient
 from solarstream.errors import SolarstreamError
 from tests.conftest import API_KEY, MESSAGES, PROXY_PASSWORD
 from tests.rawserver import RawServer, Reply, chunk, json_reply, sse
@@ -128,11 +128,15 @@ async def test_key_with_a_newline_is_refused_without_showing_it(server: RawServe
 
 
 def test_reprs_hide_secrets() -> None:
-    http = HTTPClient(proxy=f"http://user:{PROXY_PASSWORD}@127.0.0.1:3128", retry=RetryPolicy())
+    http = HTTPClient(proxy=f"http://user:{PROXY_PASSWORD}@127.0.0.1:3128")
     assert PROXY_PASSWORD not in repr(http)
     assert "127.0.0.1:3128" in repr(http)
-    request = Upstage.prepare_chat("solar-pro4", MESSAGES, stream=True, api_key=API_KEY,
-                                   proxy=f"socks5://user:{PROXY_PASSWORD}@127.0.0.1:1080")
+    provider = Upstage(api_key=API_KEY, proxy=f"http://user:{PROXY_PASSWORD}@127.0.0.1:3128")
+    assert API_KEY not in repr(provider)
+    assert PROXY_PASSWORD not in repr(provider)
+    assert "127.0.0.1:3128" in repr(provider)
+    request = provider.prepare_chat("solar-pro4", MESSAGES, stream=True,
+                                    proxy=f"socks5://user:{PROXY_PASSWORD}@127.0.0.1:1080")
     assert API_KEY not in repr(request)
     assert PROXY_PASSWORD not in repr(request)
     assert request.headers["Authorization"] == f"Bearer {API_KEY}"  # still there to send

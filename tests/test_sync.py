@@ -18,7 +18,7 @@ import pytest
 
 from solarstream import Upstage
 from solarstream.errors import AuthenticationError
-from solarstream.providers.openai_compatible import default_http_client
+from solarstream.providers.base import default_of
 from tests.conftest import MESSAGES, kw
 from tests.rawserver import RawServer, Reply, chunk, json_reply, sse, sse_reply, text_stream
 
@@ -105,7 +105,7 @@ def test_shared_session_is_closed_at_loop_shutdown(tserver: RawServer) -> None:
 
     async def main() -> str:
         first = await Upstage.create_async("solar-pro4", MESSAGES, **kw(tserver))
-        sessions.append(await default_http_client()._session(None))
+        sessions.append(await default_of(Upstage).http._session(None))
         return first + await Upstage.create_async("solar-pro4", MESSAGES, **kw(tserver))
 
     with warnings.catch_warnings(record=True) as caught:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._http import RetryPolicy, Timeout
+    from ._http import Timeout
+    from ._retry import Limiter, RetryPolicy
     from ._stream import ChatStream
     from .client import AsyncClient, Client
     from .errors import (
@@ -41,6 +42,7 @@ __all__ = [
     "ChatStream",
     "Client",
     "InvalidRequestError",
+    "Limiter",
     "MissingAuthError",
     "ModelNotSupportedError",
     "QuotaExceededError",
@@ -59,7 +61,8 @@ _HOMES = {
     "AsyncClient": ".client",
     "Client": ".client",
     "ChatStream": "._stream",
-    "RetryPolicy": "._http",
+    "Limiter": "._retry",
+    "RetryPolicy": "._retry",
     "Timeout": "._http",
     "Upstage": ".providers",
 }

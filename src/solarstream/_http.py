@@ -1,31 +1,34 @@
-"""The one place that talks HTTP: pooled sessions, timeouts, proxies, retries, error mapping.
+"""One HTTP attempt: pooled sessions, timeouts, proxies, TLS -> a ``Response`` or a typed error.
 
 * One aiohttp session per event loop (and per SOCKS proxy) per ``HTTPClient``; it is reused across
-  requests and closed when the loop shuts its async generators down (``asyncio.run`` does), so
-  nobody has to remember to close the shared default client.
-* Timeouts: ``connect``; ``first_byte`` (sending to response headers); ``read`` (idle: longest wait
-  between two reads of the body); optional ``total``. No default total: long reasoning streams
-  must not be cut at aiohttp's 300 s.
-* Retries (connection errors, 408, 429 ``too_many_requests``, 5xx) happen only before a response
-  body is handed out, so a streamed answer is never duplicated.
+  requests, closed when the loop shuts its async generators down (``asyncio.run`` does), and closed
+  quietly when the client is garbage-collected, so a client dropped without ``close()`` leaks nothing.
+* Timeouts (``Timeout``): ``connect`` bounds opening the connection (TCP, proxy, TLS);
+  ``first_byte`` bounds the wait from sending the request to its response headers; ``read`` bounds
+  each wait for more body bytes (idle read); ``total`` bounds the whole call, retries and their
+  waits included (a ``Deadline`` carries it across attempts and into the body). Body reads run on a
+  timer of our own, so a body whose HTTP framing breaks ends within ``read`` instead of hanging.
+* No retries here: ``send`` makes exactly one attempt. Errors carry the facts a retry policy needs
+  (``retryable``, ``retry_after``, ``rate_limits``); ``_retry`` decides what happens next.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
+import contextlib
 import ipaddress
 import logging
+import math
 import os
-import random
-import time
+import ssl
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ._version import __version__
 from .errors import (
@@ -33,15 +36,12 @@ from .errors import (
     APIStatusError,
     APITimeoutError,
     InvalidRequestError,
-    RateLimitError,
-    ServerError,
     SolarstreamError,
-    StreamError,
     StreamTruncatedError,
     error_from_response,
 )
 
-__all__ = ["HTTPClient", "Response", "RetryPolicy", "Timeout", "redact_url"]
+__all__ = ["Deadline", "ErrorMapper", "HTTPClient", "Response", "Timeout", "Verify", "redact_url"]
 
 log = logging.getLogger("solarstream")
 
@@ -50,21 +50,40 @@ _ERROR_BODY_LIMIT = 64 * 1024
 _DRAIN_LIMIT = 64 * 1024
 _DRAIN_SECONDS = 0.5
 _PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY")
+_CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 _SOCKS_SCHEMES = {"socks4", "socks4a", "socks5", "socks5h"}
 _HTTP_PROXY_SCHEMES = {"http", "https"}
+
+#: What ``verify=`` takes, as in httpx and the openai SDK: verify with the system's CAs (True), do
+#: not verify (False), trust a CA bundle file or directory (a path), or use this ``SSLContext``.
+Verify = bool | str | os.PathLike[str] | ssl.SSLContext
+#: Turns an error response (status, raw body, headers) into its typed error: the provider's rules.
+ErrorMapper = Callable[[int, bytes, Mapping[str, str]], APIStatusError]
 
 
 @dataclass(frozen=True)
 class Timeout:
-    """Seconds for each phase of a request; ``None`` means no limit."""
+    """Seconds for each phase of a request; ``None`` means no limit.
+
+    ``connect``: opening the connection (TCP, proxy, TLS). ``first_byte``: from sending the request
+    to its response headers (a non-streamed answer is computed before its headers come, so this is
+    long by default). ``read``: the longest wait for the next bytes of the body (keep-alive comments
+    count as bytes). ``total``: the whole call, from the first attempt to the last byte, retries and
+    the waits between them included.
+    """
 
     connect: float | None = 10.0
-    #: From sending the request to its response headers (a non-streamed answer is computed
-    #: before its headers come, so this is long by default).
     first_byte: float | None = 600.0
-    #: Idle read: the longest wait for the next bytes of the body.
     read: float | None = 120.0
     total: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "first_byte", "read", "total"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value) or value <= 0):
+                raise InvalidRequestError(f"Timeout({name}=...) must be a positive number of seconds or None, "
+                                          f"not {value!r}", param="timeout")
 
     @classmethod
     def coerce(cls, value: Timeout | float | None) -> Timeout:
@@ -73,24 +92,44 @@ class Timeout:
             return cls()
         if isinstance(value, Timeout):
             return value
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise InvalidRequestError(f"timeout must be a positive number of seconds or a Timeout, not {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise InvalidRequestError(f"timeout must be a positive number of seconds or a Timeout, not {value!r}",
+                                      param="timeout")
         seconds = float(value)
         return cls(connect=seconds, first_byte=seconds, read=seconds, total=None)
 
+    def deadline(self) -> Deadline:
+        """The deadline of a call starting now (call it on the event loop that runs the call)."""
+        if self.total is None:
+            return Deadline(None, None)
+        return Deadline(asyncio.get_running_loop().time() + self.total, self.total)
+
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    max_retries: int = 2
-    #: First backoff delay in seconds; doubles each attempt, with jitter, up to ``backoff_max``.
-    backoff: float = 0.5
-    backoff_max: float = 8.0
-    #: The longest server-advertised delay we wait for; beyond it the 429 is raised at once.
-    max_retry_after: float = 60.0
+class Deadline:
+    """When a whole call must be over (event-loop time), so every attempt, wait and read can see it."""
 
-    def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise InvalidRequestError(f"max_retries must be 0 or more, not {self.max_retries}")
+    at: float | None
+    total: float | None
+
+    def remaining(self) -> float | None:
+        """Seconds left (never negative), or ``None`` without a total timeout."""
+        if self.at is None:
+            return None
+        return max(0.0, self.at - asyncio.get_running_loop().time())
+
+    def expired_error(self, doing: str) -> APITimeoutError:
+        return APITimeoutError(f"the call took longer than its total timeout of {self.total:g}s "
+                               f"({doing}; total timeout)", timer="total")
+
+
+NO_DEADLINE: Final = Deadline(None, None)
+
+
+def _bound(phase: float | None, remaining: float | None) -> float | None:
+    if remaining is None:
+        return phase
+    return remaining if phase is None else min(phase, remaining)
 
 
 def redact_url(url: str) -> str:
@@ -133,18 +172,48 @@ def check_proxy(proxy: str | None) -> str | None:
     )
 
 
+def ssl_context(verify: Verify = True) -> ssl.SSLContext | bool:
+    """What aiohttp's connector takes for ``verify``; ``True`` honours ``SSL_CERT_FILE`` and
+    ``REQUESTS_CA_BUNDLE`` (a company's TLS-inspecting proxy), else the system's CAs."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if verify is False:
+        return False
+    if verify is True:
+        bundle = next((os.environ[v] for v in _CA_VARIABLES if os.environ.get(v)), None)
+        if bundle is None:
+            return True  # aiohttp's default context: the system's CAs
+        where = f"${next(v for v in _CA_VARIABLES if os.environ.get(v))}"
+    else:
+        bundle, where = os.fspath(verify), "verify="
+    if not os.path.exists(bundle):
+        raise InvalidRequestError(f"the CA bundle {bundle!r} (from {where}) does not exist; give the path of a "
+                                  "PEM file or directory of certificates", param="verify")
+    try:
+        if os.path.isdir(bundle):
+            return ssl.create_default_context(capath=bundle)
+        return ssl.create_default_context(cafile=bundle)
+    except (ssl.SSLError, ValueError) as exc:
+        raise InvalidRequestError(f"the CA bundle {bundle!r} (from {where}) holds no usable PEM certificates "
+                                  f"({exc.__class__.__name__})", param="verify") from None
+
+
 class Response:
     """A successful response whose body is read by the caller; always ``finish()`` or ``close()`` it."""
 
-    __slots__ = ("_resp", "_secret", "_timeout", "headers", "received", "request_id", "status")
+    __slots__ = ("_deadline", "_resp", "_secret", "_timeout", "_timer_error", "headers", "received",
+                 "request_id", "status")
 
-    def __init__(self, resp: aiohttp.ClientResponse, timeout: Timeout, secret: str | None = None) -> None:
+    def __init__(self, resp: aiohttp.ClientResponse, timeout: Timeout, deadline: Deadline = NO_DEADLINE,
+                 secret: str | None = None, request_id: str | None = None) -> None:
         self._resp = resp
         self._timeout = timeout
+        self._deadline = deadline
         self._secret = secret
+        self._timer_error: SolarstreamError | None = None
         self.status = resp.status
         self.headers: Mapping[str, str] = resp.headers
-        self.request_id = _request_id(resp.headers)
+        self.request_id = request_id
         #: Body bytes read so far.
         self.received = 0
 
@@ -153,21 +222,59 @@ class Response:
         return text.replace(self._secret, "***") if self._secret and self._secret in text else text
 
     async def read_chunk(self) -> bytes:
-        """The next bytes of the body, ``b""`` at its end."""
+        """The next bytes of the body, ``b""`` at its end.
+
+        A wait for bytes runs on a timer of our own (the idle ``read`` limit or the call's deadline,
+        whichever comes first): aiohttp's own read timer is cancelled when the HTTP framing breaks,
+        which would leave the wait without any bound.
+        """
+        content = self._resp.content
         try:
-            data = await self._resp.content.readany()
+            data = content.read_nowait()
+            if not data and not content.is_eof():
+                data = await self._wait_for_data(content)
+        except SolarstreamError:
+            raise
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise APITimeoutError(
-                f"no data for {self._timeout.read}s in the middle of the response "
-                f"after {self.received} bytes (idle read timeout)"
-            ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
+            raise APITimeoutError(f"no data for {self._timeout.read}s in the middle of the response after "
+                                  f"{self.received} bytes (idle read timeout)", timer="read") from exc
+        except (aiohttp.ClientError, HttpProcessingError, OSError, RuntimeError) as exc:
             raise StreamTruncatedError(
                 f"the connection broke after {self.received} bytes of the response "
                 f"({_describe(exc)}); the answer is incomplete"
             ) from exc
         self.received += len(data)
         return data
+
+    async def _wait_for_data(self, content: aiohttp.StreamReader) -> bytes:
+        idle = self._timeout.read
+        remaining = self._deadline.remaining()
+        limit = _bound(idle, remaining)
+        if limit is None:
+            return await content.readany()
+        loop = asyncio.get_running_loop()
+        by_total = remaining is not None and (idle is None or remaining <= idle)
+        handle = loop.call_at(loop.time() + limit, self._expire, content, by_total)
+        try:
+            return await content.readany()
+        finally:
+            handle.cancel()
+
+    def _expire(self, content: aiohttp.StreamReader, by_total: bool) -> None:
+        """The read timer fired: wake the waiting read with the typed error that says why."""
+        protocol = self._resp.connection.protocol if self._resp.connection is not None else None
+        broken = protocol.exception() if protocol is not None else None
+        error: SolarstreamError
+        if broken is not None:
+            error = StreamTruncatedError(
+                f"the response's HTTP framing broke after {self.received} bytes ({_describe(broken)}); "
+                "the answer is incomplete")
+        elif by_total:
+            error = self._deadline.expired_error(f"still reading the response after {self.received} bytes")
+        else:
+            error = APITimeoutError(f"no data for {self._timeout.read:g}s in the middle of the response after "
+                                    f"{self.received} bytes (idle read timeout)", timer="read")
+        content.set_exception(error)
 
     async def read_all(self) -> bytes:
         chunks = []
@@ -183,7 +290,7 @@ class Response:
             return
         try:
             await asyncio.wait_for(self._drain(), _DRAIN_SECONDS)
-        except (asyncio.TimeoutError, aiohttp.ClientError, OSError, _TooMuch):
+        except (asyncio.TimeoutError, aiohttp.ClientError, HttpProcessingError, OSError, _TooMuch):
             self._resp.close()
         else:
             self._resp.release()
@@ -207,7 +314,8 @@ class _TooMuch(Exception):
 class _LoopSessions:
     """The sessions one ``HTTPClient`` holds on one event loop, closed with that loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         self.sessions: dict[str | None, aiohttp.ClientSession] = {}
         self.closer: AsyncIterator[None] | None = None
 
@@ -215,6 +323,9 @@ class _LoopSessions:
         sessions, self.sessions = list(self.sessions.values()), {}
         for session in sessions:
             await session.close()
+        closer, self.closer = self.closer, None
+        if closer is not None:
+            await closer.aclose()  # type: ignore[attr-defined]
 
 
 async def _close_at_loop_shutdown(holder: _LoopSessions) -> AsyncIterator[None]:
@@ -223,37 +334,71 @@ async def _close_at_loop_shutdown(holder: _LoopSessions) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await holder.aclose()
+        sessions, holder.sessions = list(holder.sessions.values()), {}
+        for session in sessions:
+            await session.close()
+
+
+#: close tasks started for collected clients (the loop keeps only weak references to tasks)
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _close_collected(pools: dict[asyncio.AbstractEventLoop, _LoopSessions]) -> None:
+    """A client was garbage-collected without ``close()``: close its sessions on their loops.
+
+    Runs from the garbage collector, possibly in another thread; ``pools`` is kept alive by the
+    finaliser (not by the client), so the sessions are still open here and close without warnings.
+    """
+    for loop, holder in list(pools.items()):
+        if not holder.sessions:
+            continue
+        if loop.is_closed():
+            for session in holder.sessions.values():
+                connector = session.connector
+                if connector is not None:
+                    connector._close()  # no loop to await on: close the transports at once
+                session._connector = None  # the session is done; aiohttp would warn otherwise
+            holder.sessions = {}
+            continue
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(_spawn_close, holder)
+
+
+def _spawn_close(holder: _LoopSessions) -> None:
+    task = holder.loop.create_task(holder.aclose())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
 
 
 class HTTPClient:
-    """Sends requests with pooling, timeouts, proxies and retries; maps failures to typed errors."""
+    """Makes single attempts with pooling, timeouts, proxies and TLS; maps failures to typed errors."""
 
     def __init__(
         self,
         *,
         timeout: Timeout | None = None,
-        retry: RetryPolicy | None = None,
         proxy: str | None = None,
+        verify: Verify = True,
         connection_limit: int = 1000,
     ) -> None:
         self.timeout = timeout or Timeout()
-        self.retry = retry or RetryPolicy()
         self.proxy = check_proxy(proxy)
+        self.verify = verify
+        self._ssl = ssl_context(verify)
         self.connection_limit = connection_limit
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopSessions] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._loops: dict[asyncio.AbstractEventLoop, _LoopSessions] = {}
+        weakref.finalize(self, _close_collected, self._loops)
 
     def __repr__(self) -> str:
         proxy = redact_url(self.proxy) if self.proxy else None
-        return f"HTTPClient(timeout={self.timeout!r}, retry={self.retry!r}, proxy={proxy!r})"
+        return f"HTTPClient(timeout={self.timeout!r}, proxy={proxy!r})"
 
     async def _session(self, proxy: str | None) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         holder = self._loops.get(loop)
         if holder is None:
-            holder = self._loops[loop] = _LoopSessions()
+            self._forget_closed_loops()
+            holder = self._loops[loop] = _LoopSessions(loop)
         if holder.closer is None:
             holder.closer = _close_at_loop_shutdown(holder)
             await holder.closer.__anext__()
@@ -263,10 +408,14 @@ class HTTPClient:
             session = holder.sessions[socks] = self._new_session(socks)
         return session
 
+    def _forget_closed_loops(self) -> None:
+        for loop in [loop for loop in self._loops if loop.is_closed()]:
+            del self._loops[loop]
+
     def _new_session(self, socks: str | None) -> aiohttp.ClientSession:
         connector: aiohttp.BaseConnector
         if socks is None:
-            connector = aiohttp.TCPConnector(limit=self.connection_limit, limit_per_host=0)
+            connector = aiohttp.TCPConnector(limit=self.connection_limit, limit_per_host=0, ssl=self._ssl)
         else:
             from aiohttp_socks import ProxyConnector
 
@@ -274,7 +423,8 @@ class HTTPClient:
             scheme = scheme.lower()
             rdns = scheme in ("socks5h", "socks4a")
             plain = {"socks5h": "socks5", "socks4a": "socks4"}.get(scheme, scheme)
-            connector = ProxyConnector.from_url(f"{plain}://{rest}", rdns=rdns, limit=self.connection_limit)
+            connector = ProxyConnector.from_url(f"{plain}://{rest}", rdns=rdns, limit=self.connection_limit,
+                                                ssl=self._ssl)
         return aiohttp.ClientSession(
             connector=connector,
             # not trust_env: it also reads ~/.netrc for the target host, and a matching entry (any
@@ -288,12 +438,9 @@ class HTTPClient:
 
     async def aclose(self) -> None:
         """Close this client's sessions on the running loop."""
-        loop = asyncio.get_running_loop()
-        holder = self._loops.pop(loop, None)
+        holder = self._loops.pop(asyncio.get_running_loop(), None)
         if holder is not None:
             await holder.aclose()
-            if holder.closer is not None:
-                await holder.closer.aclose()  # type: ignore[attr-defined]
 
     async def send(
         self,
@@ -304,96 +451,92 @@ class HTTPClient:
         body: bytes | None = None,
         proxy: str | None = None,
         timeout: Timeout | None = None,
-        retry: RetryPolicy | None = None,
+        deadline: Deadline = NO_DEADLINE,
+        errors: ErrorMapper | None = None,
+        request_id: Callable[[Mapping[str, str]], str | None] | None = None,
     ) -> Response:
-        """Send and return a 2xx response, retrying what may be retried; raise a typed error otherwise."""
+        """One attempt: a 2xx ``Response``, or a typed error carrying the facts a retry policy needs."""
         proxy = check_proxy(proxy) if proxy is not None else self.proxy
         timeout = timeout or self.timeout
-        retry = retry or self.retry
         session = await self._session(proxy)
         http_proxy = proxy if proxy and urlsplit(proxy).scheme.lower() in _HTTP_PROXY_SCHEMES else None
         if proxy is None:
             proxy = http_proxy = await _env_proxy(url)
         secret = _bearer(headers)  # redacted from anything the server quotes back
-        client_timeout = aiohttp.ClientTimeout(
-            total=timeout.total, sock_connect=timeout.connect, sock_read=timeout.first_byte
-        )
-        attempt = 0
-        while True:
-            try:
-                resp = await session.request(
-                    method, url, data=body, headers=headers, proxy=http_proxy,
-                    timeout=client_timeout, allow_redirects=False,
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                error = _connection_error(exc, url, proxy, timeout)
-                if error is None:
-                    raise
-                if attempt < retry.max_retries and _retryable_connection_error(exc):
-                    delay = _backoff(attempt, retry)
-                    log.warning("retrying in %.2fs after %s (attempt %d of %d)",
-                                delay, error.message, attempt + 2, retry.max_retries + 1)
-                    await asyncio.sleep(delay)
-                    attempt += 1
-                    continue
-                raise error from exc
-            if resp.status == 407 and http_proxy:
-                resp.close()  # the proxy answered for itself (plain http:// through an HTTP proxy)
-                raise APIConnectionError(
-                    f"the proxy {_host_port(http_proxy)} refused the request: HTTP 407 "
-                    "(check the proxy's user name and password)"
-                )
-            if resp.status < 400:
-                if resp.connection is not None and resp.connection.protocol is not None:
-                    protocol = resp.connection.protocol
-                    protocol.read_timeout = timeout.read
-                    if not resp.content.is_eof():
-                        protocol.start_timeout()  # the timer running now still has the first-byte limit
-                return Response(resp, timeout, secret)
-            status_error = await _status_error(resp, secret)
-            if attempt < retry.max_retries and _retryable_status(status_error):
-                status_delay = _retry_delay(attempt, resp.headers, retry)
-                if status_delay is not None:
-                    log.warning("retrying in %.2fs after %s (attempt %d of %d)",
-                                status_delay, status_error.message, attempt + 2, retry.max_retries + 1)
-                    await asyncio.sleep(status_delay)
-                    attempt += 1
-                    continue
-            raise status_error
-
-    async def request_json(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        body: bytes | None = None,
-        proxy: str | None = None,
-        timeout: Timeout | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> Any:
-        """A whole JSON answer (non-streamed completions, the model list)."""
-        import json
-
-        response = await self.send(method, url, headers=headers, body=body, proxy=proxy, timeout=timeout,
-                                   retry=retry)
+        remaining = deadline.remaining()
+        if remaining is not None and remaining <= 0:
+            raise deadline.expired_error("before sending the request")
+        connect, first_byte = _bound(timeout.connect, remaining), _bound(timeout.first_byte, remaining)
+        client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=first_byte)
         try:
-            raw = await response.read_all()
-        except BaseException:
-            response.close()
+            resp = await session.request(
+                method, url, data=body, headers=headers, proxy=http_proxy,
+                timeout=client_timeout, allow_redirects=False,
+            )
+        except asyncio.CancelledError:
             raise
-        await response.finish()
-        try:
-            return json.loads(raw)
-        except ValueError as exc:
-            from .errors import excerpt
+        except Exception as exc:
+            error = _connection_error(exc, url, proxy, timeout, deadline)
+            if error is None:
+                raise
+            raise error from exc
+        if resp.status == 407 and http_proxy:
+            resp.close()  # the proxy answered for itself (plain http:// through an HTTP proxy)
+            raise APIConnectionError(
+                f"the proxy {_host_port(http_proxy)} refused the request: HTTP 407 "
+                "(check the proxy's user name and password)"
+            )
+        find_id = request_id or _request_id
+        if resp.status < 400:
+            if resp.connection is not None and resp.connection.protocol is not None:
+                protocol = resp.connection.protocol
+                protocol.read_timeout = None  # body reads run on our own timer:
+                protocol.start_timeout()  # this cancels aiohttp's (still set to the first-byte limit)
+            return Response(resp, timeout, deadline, secret, find_id(resp.headers))
+        raw = await _error_body(resp)
+        if secret:  # some APIs quote the key they refused
+            raw = raw.replace(secret.encode(), b"***")
+        error_mapper = errors or _generic_errors
+        status_error = error_mapper(resp.status, raw, resp.headers)
+        if status_error.request_id is None:
+            status_error.request_id = find_id(resp.headers)
+        raise status_error
 
-            raise StreamError(
-                f"HTTP {response.status} answer is not JSON: {excerpt(raw) or '(empty body)'}",
-                body=excerpt(raw),
-            ) from exc
+
+def parse_json_body(raw: bytes, response: Response) -> Any:
+    from . import _json
+    from .errors import StreamError, excerpt
+
+    try:
+        return _json.loads(raw)
+    except ValueError as exc:
+        shown = excerpt(response.redact(raw.decode("utf-8", "replace")))
+        raise StreamError(f"HTTP {response.status} answer is not JSON: {shown or '(empty body)'}",
+                          body=shown) from exc
+
+
+def _generic_errors(status: int, raw: bytes, headers: Mapping[str, str]) -> APIStatusError:
+    from ._retry import advertised_delay
+
+    return error_from_response(status, raw, retry_after=advertised_delay(headers))
+
+
+async def _error_body(resp: aiohttp.ClientResponse) -> bytes:
+    raw = bytearray()
+
+    async def read() -> None:
+        # the whole body (up to the limit), not just the first read: an envelope split across
+        # reads must still be parsed, or its code (and so the error class) would be lost
+        while len(raw) < _ERROR_BODY_LIMIT and (data := await resp.content.readany()):
+            raw.extend(data)
+
+    try:
+        await asyncio.wait_for(read(), 5.0)
+    except (asyncio.TimeoutError, aiohttp.ClientError, HttpProcessingError, OSError, RuntimeError):
+        pass  # keep what arrived
+    finally:
+        resp.close()
+    return bytes(raw[:_ERROR_BODY_LIMIT])
 
 
 async def _env_proxy(url: str) -> str | None:
@@ -430,7 +573,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def _request_id(headers: Mapping[str, str]) -> str | None:
-    for name in ("x-request-id", "request-id", "x-upstage-request-id"):
+    for name in ("x-request-id", "request-id"):
         value = headers.get(name)
         if value:
             return value
@@ -445,100 +588,6 @@ def _bearer(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-async def _status_error(resp: aiohttp.ClientResponse, secret: str | None = None) -> APIStatusError:
-    raw = bytearray()
-
-    async def read() -> None:
-        # the whole body (up to the limit), not just the first read: an envelope split across
-        # reads must still be parsed, or its code (and so the error class) would be lost
-        while len(raw) < _ERROR_BODY_LIMIT and (data := await resp.content.readany()):
-            raw.extend(data)
-
-    try:
-        await asyncio.wait_for(read(), 5.0)
-    except (asyncio.TimeoutError, aiohttp.ClientError, OSError):
-        pass  # keep what arrived
-    finally:
-        resp.close()
-    body = bytes(raw[:_ERROR_BODY_LIMIT])
-    if secret:  # some APIs quote the key they refused
-        body = body.replace(secret.encode(), b"***")
-    return error_from_response(
-        resp.status, body, request_id=_request_id(resp.headers),
-        retry_after=_advertised_delay(resp.headers),
-    )
-
-
-def _retryable_status(error: APIStatusError) -> bool:
-    return isinstance(error, (RateLimitError, ServerError)) or error.status_code == 408
-
-
-def _retryable_connection_error(exc: BaseException) -> bool:
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return True
-    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError, aiohttp.ClientSSLError)):
-        return False  # the server may be working on it (timeouts) or will fail the same way (TLS)
-    # SOCKS failures to reach the proxy are OSErrors (retried); a python_socks ProxyError is the
-    # proxy's answer (a rejected password, a refused target), which a retry would only repeat.
-    return isinstance(exc, (aiohttp.ClientConnectionError, OSError))
-
-
-def _backoff(attempt: int, retry: RetryPolicy) -> float:
-    ceiling: float = min(retry.backoff_max, retry.backoff * 2.0**attempt)
-    return ceiling * (0.5 + random.random() / 2)
-
-
-def _advertised_delay(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds the server asked us to wait: retry-after-ms, Retry-After, or Upstage's timestamps."""
-    now = time.time() if now is None else now
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(float(value) / 1000, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value:
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            when = email.utils.parsedate_to_datetime(value) if _looks_like_date(value) else None
-            if when is not None:
-                return max(when.timestamp() - now, 0.0)
-    stamps = []
-    for name in ("x-upstage-ratelimit-retry-after-requests", "x-upstage-ratelimit-retry-after-tokens"):
-        value = headers.get(name)
-        if value:
-            try:
-                stamps.append(float(value))
-            except ValueError:
-                continue
-    if stamps:
-        stamp = max(stamps)
-        if stamp > 1e12:  # milliseconds since the epoch
-            stamp /= 1000
-        if stamp < 1e9:  # a small number is a delay, not a timestamp
-            return max(stamp, 0.0)
-        return max(stamp - now, 0.0)
-    return None
-
-
-def _looks_like_date(value: str) -> bool:
-    try:
-        return email.utils.parsedate_to_datetime(value) is not None
-    except (TypeError, ValueError, IndexError):
-        return False
-
-
-def _retry_delay(attempt: int, headers: Mapping[str, str], retry: RetryPolicy) -> float | None:
-    advertised = _advertised_delay(headers)
-    if advertised is None:
-        return _backoff(attempt, retry)
-    if advertised > retry.max_retry_after:
-        return None  # waiting that long is the caller's decision: raise with .retry_after set
-    return advertised + random.random() * min(0.1, retry.backoff)
-
-
 def _is_socks_error(exc: BaseException) -> bool:
     return type(exc).__module__.startswith(("python_socks", "aiohttp_socks"))
 
@@ -550,42 +599,67 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "server disconnected"
     if isinstance(exc, aiohttp.ClientPayloadError):
+        cause = exc.__cause__
+        if isinstance(cause, HttpProcessingError):
+            return f"incomplete body: {_describe(cause)}"
         return "incomplete body"
+    if isinstance(exc, HttpProcessingError):
+        detail = " ".join(str(exc.message or "").split())[:80]
+        return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
     if isinstance(exc, ConnectionResetError):
         return "connection reset"
+    if isinstance(exc, RuntimeError) and "closed" in str(exc).lower():
+        return "connection closed"
     return type(exc).__name__
 
 
+def _tls_failure(exc: aiohttp.ClientSSLError) -> str:
+    """Which certificate check failed, in words (hostname mismatch, unknown CA, expired, ...)."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        cert_error = exc.certificate_error
+        detail = getattr(cert_error, "verify_message", None) or getattr(cert_error, "reason", None)
+        detail = detail or str(cert_error)
+        return f"the server's certificate was not accepted: {detail}"
+    reason = getattr(getattr(exc, "os_error", None), "reason", None)
+    return f"TLS handshake failed ({reason or type(exc).__name__})"
+
+
 def _connection_error(
-    exc: BaseException, url: str, proxy: str | None, timeout: Timeout
+    exc: BaseException, url: str, proxy: str | None, timeout: Timeout, deadline: Deadline
 ) -> SolarstreamError | None:
     """The typed error for a failure before any response; None for errors that are not network's."""
     target = _host_port(url)
     via = f" via proxy {_host_port(proxy)}" if proxy else ""
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return APITimeoutError(f"could not connect to {target}{via} within {timeout.connect}s (connect timeout)")
-    if isinstance(exc, aiohttp.SocketTimeoutError):
-        return APITimeoutError(
-            f"no response from {target} within {timeout.first_byte}s (first byte timeout)"
-        )
-    if isinstance(exc, asyncio.TimeoutError):
-        return APITimeoutError(f"the request to {target} took longer than {timeout.total}s (total timeout)")
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        remaining = deadline.remaining()
+        if remaining is not None and remaining <= 0.001:
+            doing = "connecting" if isinstance(exc, aiohttp.ConnectionTimeoutError) else "waiting for the response"
+            return deadline.expired_error(f"{doing} to {target}" if doing == "connecting" else doing)
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return APITimeoutError(f"could not connect to {target}{via} within {timeout.connect:g}s "
+                                   "(connect timeout)", timer="connect", retryable=True)
+        return APITimeoutError(f"no response from {target} within {timeout.first_byte:g}s (first byte timeout)",
+                               timer="first_byte")
     if isinstance(exc, aiohttp.ClientHttpProxyError):
         return APIConnectionError(
             f"the proxy {_host_port(proxy or '')} refused the request: HTTP {exc.status} {exc.message}"
             + (" (check the proxy's user name and password)" if exc.status == 407 else "")
         )
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
-        return APIConnectionError(f"could not connect to the proxy {_host_port(proxy or '')} ({_describe(exc)})")
+        return APIConnectionError(f"could not connect to the proxy {_host_port(proxy or '')} ({_describe(exc)})",
+                                  retryable=True)
     if isinstance(exc, aiohttp.ClientSSLError):
-        return APIConnectionError(f"TLS handshake with {target}{via} failed ({type(exc).__name__})")
+        return APIConnectionError(f"TLS with {target}{via} failed: {_tls_failure(exc)}; if a company proxy or a "
+                                  "private CA signs it, pass verify='/path/to/ca.pem' (--ca-bundle) or set "
+                                  "SSL_CERT_FILE")
     if isinstance(exc, aiohttp.ClientConnectorError):
         reason = exc.os_error.strerror or type(exc.os_error).__name__
-        return APIConnectionError(f"could not connect to {target}{via} ({reason}); is the base URL right?")
+        return APIConnectionError(f"could not connect to {target}{via} ({reason}); is the base URL right?",
+                                  retryable=True)
     if isinstance(exc, aiohttp.InvalidURL):
-        return InvalidRequestError(f"invalid URL {redact_url(str(exc.url))}")
-    if isinstance(exc, (aiohttp.ClientError, OSError)):
-        return APIConnectionError(f"the connection to {target}{via} failed ({_describe(exc)})")
+        return InvalidRequestError(f"invalid URL {redact_url(str(exc.url))}", param="base_url")
+    if isinstance(exc, (aiohttp.ClientError, OSError, HttpProcessingError)):
+        return APIConnectionError(f"the connection to {target}{via} failed ({_describe(exc)})", retryable=True)
     if isinstance(exc, EOFError) and proxy and urlsplit(proxy).scheme.lower() in _SOCKS_SCHEMES:
         # python_socks reads the handshake with readexactly(): a proxy that hangs up (as on a
         # wrong password) surfaces as asyncio.IncompleteReadError
@@ -594,5 +668,7 @@ def _connection_error(
             "(check the proxy's user name and password)"
         )
     if _is_socks_error(exc):
+        # a python_socks ProxyError is the proxy's answer (a rejected password, a refused
+        # target), which a retry would only repeat
         return APIConnectionError(f"the SOCKS proxy {_host_port(proxy or '')} failed ({type(exc).__name__})")
     return None

@@ -12,7 +12,7 @@ back to the pool after ``[DONE]``, closed at once on error, cancellation or earl
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -35,6 +35,8 @@ from .types import (
     ToolCalls,
     Usage,
     UsageReport,
+    finish_reason,
+    reasoning_of,
 )
 
 __all__ = ["ChatStream", "ToolCallAssembler"]
@@ -76,15 +78,25 @@ class ChatStream:
         self,
         opener: Callable[[], Awaitable[Response]],
         *,
+        model: str = "",
+        stop_with_tool_calls: bool = False,
+        on_close: Callable[[ChatStream], None] | None = None,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         loads: Callable[[str], Any] = _json.loads,
     ) -> None:
         self._opener = opener
         self._max_event_size = max_event_size
         self._loads = loads
+        self._stop_with_tool_calls = stop_with_tool_calls
+        self._on_close = on_close
         self._response: Response | None = None
         self._payloads: AsyncIterator[dict[str, Any]] | None = None
         self._closed = False
+        #: the model asked for (as sent); ``model`` becomes what the server says it used
+        self.requested_model = model
+        #: whether output (text, reasoning or a tool-call piece) has been handed out: from then on a
+        #: failure is the caller's to see, never hidden by sending the request elsewhere
+        self.started = False
         # what the stream has said so far
         self.id = ""
         self.model = ""
@@ -155,6 +167,12 @@ class ChatStream:
             self._closed = True
             if not released:
                 response.close()
+            self._closing()
+
+    def _closing(self) -> None:
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close(self)
 
     def _track(self, obj: dict[str, Any]) -> None:
         if not self.id:
@@ -166,22 +184,26 @@ class ChatStream:
                     content = delta.get("content")
                     if content:
                         self._content.append(content)
-                    reasoning = _reasoning_of(delta)
+                        self.started = True
+                    reasoning = reasoning_of(delta)
                     if reasoning:
                         self._reasoning.append(reasoning)
+                        self.started = True
                 calls = delta.get("tool_calls")
                 if calls:
+                    self.started = True
                     for call in calls:
                         fn = call.get("function") or {}
                         self.tool_calls.add(call.get("index") or 0, call.get("id"), fn.get("name"),
                                             fn.get("arguments"))
             reason = choice.get("finish_reason")
             if reason:
-                if reason == "stop" and self.tool_calls:
-                    # the API has said "stop" for forced tool calls: every view (chunks, events,
-                    # forwarded payloads) reports what happened
-                    reason = choice["finish_reason"] = "tool_calls"
-                self.finish_reason = reason
+                # a provider that says "stop" for forced tool calls: every view (chunks, events,
+                # forwarded payloads) reports what happened
+                normalised = finish_reason(reason, bool(self.tool_calls), self._stop_with_tool_calls)
+                if normalised != reason:
+                    choice["finish_reason"] = normalised
+                self.finish_reason = normalised
         usage = obj.get("usage")
         if usage:
             self.usage = Usage.from_dict(usage)
@@ -216,6 +238,17 @@ class ChatStream:
             await self._payloads.aclose()  # type: ignore[attr-defined]
         elif self._response is not None:
             self._response.close()  # started (``start()``) but never iterated
+        self._closing()
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's request id (``x-request-id``), once the response has arrived."""
+        return self._response.request_id if self._response is not None else None
+
+    @property
+    def response_headers(self) -> Mapping[str, str]:
+        """The response's headers (empty before it arrived): rate limits, request id, ..."""
+        return self._response.headers if self._response is not None else {}
 
     async def events(self) -> AsyncIterator[StreamEvent]:
         """The typed events: text, reasoning, tool-call deltas, assembled tool calls, finish, usage."""
@@ -231,7 +264,7 @@ class ChatStream:
             index = choice.get("index") or 0
             delta = choice.get("delta")
             if delta:
-                reasoning = _reasoning_of(delta)
+                reasoning = reasoning_of(delta)
                 if reasoning:
                     yield ReasoningDelta(reasoning, index)
                 content = delta.get("content")
@@ -270,12 +303,35 @@ class ChatStream:
         return "".join(self._reasoning) if self._reasoning else None
 
     def completion(self) -> ChatCompletion:
-        """What the stream said so far, as one completion (after iteration: the whole answer)."""
+        """What the stream said so far, as one completion (after iteration: the whole answer).
+
+        On a stream that was never read this raises ``StreamError``: there is nothing yet, and an
+        empty completion would pass for an empty answer. ``await get_final_completion()`` reads it.
+        """
+        if self._payloads is None:
+            raise StreamError("completion() on a stream that was never read: iterate it first, or use "
+                              "'await stream.get_final_completion()', which reads it to the end")
         calls = self.tool_calls.calls() or None
         message = ChatCompletionMessage(self.content if self._content or not calls else None,
                                         reasoning=self.reasoning, tool_calls=calls)
-        return ChatCompletion(self.id, self.model, self.created,
-                              [Choice(0, message, self.finish_reason)], self.usage)
+        completion = ChatCompletion(self.id, self.model, self.created,
+                                    [Choice(0, message, self.finish_reason)], self.usage)
+        completion.request_id = self.request_id
+        return completion
+
+    async def get_final_completion(self) -> ChatCompletion:
+        """Read the rest of the stream and return the whole answer as one completion."""
+        try:
+            async for _ in self._open_payloads():
+                pass
+        finally:
+            await self.aclose()
+        return self.completion()
+
+    async def get_final_text(self) -> str:
+        """Read the rest of the stream and return the answer's whole text (``await``-able, unlike
+        ``text()``, which is the async iterator of its pieces)."""
+        return (await self.get_final_completion()).choices[0].message.content or ""
 
 
 def _is_event_stream(response: Response) -> bool:
@@ -307,12 +363,6 @@ async def _refuse_non_stream(response: Response) -> None:
 async def _nothing() -> AsyncIterator[dict[str, Any]]:
     return
     yield  # an async generator that yields nothing: the stream was closed before it started
-
-
-def _reasoning_of(delta: dict[str, Any]) -> str | None:
-    """Upstage says ``reasoning``; some OpenAI-compatible servers say ``reasoning_content``."""
-    reasoning = delta.get("reasoning")
-    return reasoning if reasoning is not None else delta.get("reasoning_content")
 
 
 def _stream_error(obj: dict[str, Any]) -> StreamError:

@@ -6,10 +6,11 @@ Code written for ``openai`` moves over by changing the import::
     stream = await client.chat.completions.create(model="solar-mini", messages=msgs, stream=True)
     async for chunk in stream: ...
 
-There is one implementation. Requests are validated and built by ``Upstage.prepare_chat``
-(aliases and retired names resolve, unknown names are sent as written and the API judges), sent
-by the client's own ``HTTPClient``, and streamed by the core's ``ChatStream``. ``Client`` runs the
-same coroutines on solarstream's background loop (``_sync``), so it also works inside Jupyter.
+There is one implementation. A client holds a provider (``Upstage`` by default, or any provider:
+``AsyncClient(provider=router)``), which validates and builds each request, sends it through its
+retry and limit layer on its own connection pool, and streams it with the core's ``ChatStream``.
+``Client`` runs the same coroutines on solarstream's background loop (``_sync``), so it also works
+inside Jupyter. A client dropped without ``close()`` closes its connections when it is collected.
 """
 
 from __future__ import annotations
@@ -19,10 +20,20 @@ from types import TracebackType
 from typing import Any, Literal, overload
 
 from . import _sync
-from ._http import HTTPClient, RetryPolicy, Timeout, redact_url
+from ._http import Timeout, Verify, redact_url
 from ._stream import ChatStream
-from .providers import Upstage
-from .types import ChatCompletion, ChatCompletionChunk, Messages, Model, StreamEvent, ToolCall, Usage
+from .errors import InvalidRequestError, ModelNotSupportedError
+from .providers import OpenAICompatibleProvider, Provider, Upstage
+from .types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    CreateEmbeddingResponse,
+    Messages,
+    Model,
+    StreamEvent,
+    ToolCall,
+    Usage,
+)
 
 __all__ = ["AsyncChatCompletionStream", "AsyncClient", "ChatCompletionStream", "Client", "ModelList"]
 
@@ -87,6 +98,16 @@ class _StreamState:
     def done(self) -> bool:
         """Whether the stream ended normally (``[DONE]`` or a finish reason)."""
         return self._stream.done
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's request id (``x-request-id``)."""
+        return self._stream.request_id
+
+    @property
+    def _request_id(self) -> str | None:
+        """The openai SDK's name for ``request_id``."""
+        return self._stream.request_id
 
     def completion(self) -> ChatCompletion:
         """What streamed so far as one ``ChatCompletion`` (after iteration: the whole answer)."""
@@ -219,14 +240,10 @@ class AsyncCompletions:
         ``extra_body``, ``extra_headers``. Invalid requests raise before anything is sent; HTTP
         errors raise here, also for streams (the request is sent before this returns).
         """
-        client = self._client
-        request = Upstage.prepare_chat(
-            model, messages, stream=stream, model_policy="passthrough",
-            api_key=client.api_key, base_url=client.base_url, **params,
-        )
+        provider = self._client.provider
         if not stream:
-            return await Upstage.send_completion(client._http, request)
-        core = Upstage.open_stream(client._http, request)
+            return await provider.complete(model, messages, **params)
+        core = provider.stream(model, messages, **params)
         await core.start()
         return AsyncChatCompletionStream(core)
 
@@ -244,18 +261,43 @@ class AsyncModels:
 
     async def list(self) -> ModelList:
         """The live model list (``GET {base_url}/models``)."""
-        client = self._client
-        return ModelList(await Upstage.list_models(api_key=client.api_key, base_url=client.base_url,
-                                                   http=client._http))
+        return ModelList(await self._client.provider.list_models())
+
+    async def retrieve(self, model: str) -> Model:
+        """One model: any name the provider's model table knows (current, dated, alias, retired),
+        else what the live list says; ``ModelNotSupportedError`` if neither knows it."""
+        provider = self._client.provider
+        known = provider.known_models()
+        if known is not None and model in {entry.id for entry in known}:
+            return Model(model, 0, getattr(provider, "owned_by", "solarstream"))
+        for entry in await provider.list_models():
+            if entry.id == model:
+                return entry
+        raise ModelNotSupportedError(f"unknown model {model!r}; models.list() shows the models", param="model")
+
+
+class AsyncEmbeddings:
+    """``client.embeddings``."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def create(self, *, model: str, input: str | list[str], **params: Any) -> CreateEmbeddingResponse:
+        """Embeddings for a text or a list of texts; ``encoding_format="base64"`` as the OpenAI API gives it."""
+        return await self._client.provider.embed(model, input, **params)
 
 
 class AsyncClient:
-    """An OpenAI-style async client for Upstage's Solar models.
+    """An OpenAI-style async client for Upstage's Solar models, or for any provider.
 
     ``api_key`` defaults to ``UPSTAGE_API_KEY``; ``base_url`` to ``UPSTAGE_BASE_URL``, then
     ``UPSTAGE_API_BASE``, then ``https://api.upstage.ai/v1``. ``timeout`` is seconds (connect and
     each wait for the next byte) or a ``Timeout``. Without ``proxy`` the usual proxy variables apply.
-    Each client owns its connection pool: ``await client.aclose()`` or ``async with AsyncClient()``.
+    ``verify``: ``True``, ``False``, a CA bundle path or an ``ssl.SSLContext``. ``strict_params``
+    refuses parameters that would otherwise be dropped as no-ops. ``provider=`` uses a configured
+    provider (another key, the generic OpenAI-compatible one, a ``Router``) instead; the other
+    arguments then belong to that provider. Each client owns its connection pool:
+    ``await client.aclose()`` or ``async with AsyncClient()`` (a dropped client closes it when collected).
     """
 
     def __init__(
@@ -265,26 +307,57 @@ class AsyncClient:
         timeout: Timeout | float | None = None,
         max_retries: int = 2,
         proxy: str | None = None,
+        *,
+        verify: Verify = True,
+        strict_params: bool = False,
+        provider: Provider | None = None,
     ) -> None:
-        self.api_key = Upstage.resolve_api_key(api_key)
-        self.base_url = Upstage.resolve_base_url(base_url)
-        self.timeout = Timeout.coerce(timeout)
-        self.max_retries = max_retries
-        self._http = HTTPClient(timeout=self.timeout, retry=RetryPolicy(max_retries=max_retries), proxy=proxy)
+        self.provider: Provider
+        if provider is not None:
+            given = [name for name, value in (("api_key", api_key), ("base_url", base_url), ("timeout", timeout),
+                                              ("proxy", proxy)) if value is not None]
+            if given or verify is not True or strict_params:
+                raise InvalidRequestError(f"{', '.join(given) or 'verify/strict_params'} configure the provider: "
+                                          "pass them to the provider you give as provider=, not to the client")
+            self.provider = provider
+        else:
+            self.provider = Upstage(api_key, base_url, timeout=timeout, max_retries=max_retries, proxy=proxy,
+                                    verify=verify, strict_params=strict_params)
+            self.provider.resolve_api_key()  # no key anywhere: MissingAuthError now, as the openai SDK does
+            self.provider.resolve_base_url()
         self.chat = AsyncChat(self)
         self.models = AsyncModels(self)
+        self.embeddings = AsyncEmbeddings(self)
+
+    @property
+    def api_key(self) -> str | None:
+        provider = self.provider
+        return provider.resolve_api_key() if isinstance(provider, OpenAICompatibleProvider) else None
+
+    @property
+    def base_url(self) -> str | None:
+        provider = self.provider
+        return provider.resolve_base_url() if isinstance(provider, OpenAICompatibleProvider) else None
+
+    @property
+    def timeout(self) -> Timeout | None:
+        return getattr(self.provider, "timeout", None)
+
+    @property
+    def max_retries(self) -> int:
+        return int(getattr(self.provider, "max_retries", 0))
 
     @property
     def proxy(self) -> str | None:
-        return self._http.proxy
+        return getattr(self.provider, "proxy", None)
 
     async def aclose(self) -> None:
         """Close this client's connections (on the running event loop)."""
-        await self._http.aclose()
+        await self.provider.aclose()
 
     async def close(self) -> None:
         """The OpenAI SDK's name for ``aclose()``."""
-        await self._http.aclose()
+        await self.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -295,7 +368,7 @@ class AsyncClient:
         await self.aclose()
 
     def __repr__(self) -> str:
-        return _repr(self, self.base_url, self.max_retries, self.proxy)
+        return _repr(self, self.base_url, self.max_retries, self.proxy, self.provider)
 
 
 # --- the sync client: the same coroutines, run on the background loop ---------------------------
@@ -346,6 +419,19 @@ class Models:
     def list(self) -> ModelList:
         return _sync.run(self._inner.list())
 
+    def retrieve(self, model: str) -> Model:
+        return _sync.run(self._inner.retrieve(model))
+
+
+class Embeddings:
+    """``client.embeddings`` (sync)."""
+
+    def __init__(self, inner: AsyncEmbeddings) -> None:
+        self._inner = inner
+
+    def create(self, *, model: str, input: str | list[str], **params: Any) -> CreateEmbeddingResponse:
+        return _sync.run(self._inner.create(model=model, input=input, **params))
+
 
 class Client:
     """The synchronous client: same arguments and behaviour as ``AsyncClient``.
@@ -361,21 +447,31 @@ class Client:
         timeout: Timeout | float | None = None,
         max_retries: int = 2,
         proxy: str | None = None,
+        *,
+        verify: Verify = True,
+        strict_params: bool = False,
+        provider: Provider | None = None,
     ) -> None:
-        self._async = AsyncClient(api_key, base_url, timeout, max_retries, proxy)
+        self._async = AsyncClient(api_key, base_url, timeout, max_retries, proxy, verify=verify,
+                                  strict_params=strict_params, provider=provider)
         self.chat = Chat(self._async.chat)
         self.models = Models(self._async.models)
+        self.embeddings = Embeddings(self._async.embeddings)
 
     @property
-    def api_key(self) -> str:
+    def provider(self) -> Provider:
+        return self._async.provider
+
+    @property
+    def api_key(self) -> str | None:
         return self._async.api_key
 
     @property
-    def base_url(self) -> str:
+    def base_url(self) -> str | None:
         return self._async.base_url
 
     @property
-    def timeout(self) -> Timeout:
+    def timeout(self) -> Timeout | None:
         return self._async.timeout
 
     @property
@@ -399,10 +495,12 @@ class Client:
         self.close()
 
     def __repr__(self) -> str:
-        return _repr(self, self.base_url, self.max_retries, self.proxy)
+        return _repr(self, self.base_url, self.max_retries, self.proxy, self.provider)
 
 
-def _repr(client: object, base_url: str, max_retries: int, proxy: str | None) -> str:
+def _repr(client: object, base_url: str | None, max_retries: int, proxy: str | None, provider: Any) -> str:
     """Never the key; the proxy without its password."""
     shown = f", proxy={redact_url(proxy)!r}" if proxy else ""
+    if not isinstance(provider, Upstage):
+        return f"{type(client).__name__}(provider={provider!r})"
     return f"{type(client).__name__}(base_url={base_url!r}, max_retries={max_retries}{shown})"

@@ -23,7 +23,7 @@ built by us from safe parts only: they never contain an API key or a proxy passw
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "SolarstreamError",
     "StreamError",
     "StreamTruncatedError",
+    "classify",
     "error_from_response",
 ]
 
@@ -48,6 +49,9 @@ _EXCERPT = 200
 
 class SolarstreamError(Exception):
     """Base of every error raised by solarstream."""
+
+    #: Whether sending the same request again may succeed (a retry policy's first question).
+    retryable: bool = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -74,6 +78,7 @@ class APIStatusError(SolarstreamError):
         request_id: str | None = None,
         body: Any = None,
         retry_after: float | None = None,
+        rate_limits: Any = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
@@ -81,8 +86,15 @@ class APIStatusError(SolarstreamError):
         self.param = param
         self.request_id = request_id
         self.body = body
-        #: Seconds the server asked us to wait (429), if it said.
+        #: Seconds the server asked us to wait (429, 503), if it said; always finite and >= 0.
         self.retry_after = retry_after
+        #: What the response's rate-limit headers said (a ``RateLimitFacts``), if it had any.
+        self.rate_limits = rate_limits
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        """408, 429 ``too_many_requests`` and 5xx may succeed when sent again."""
+        return self.status_code == 408
 
 
 class AuthenticationError(APIStatusError):
@@ -96,6 +108,10 @@ class QuotaExceededError(APIStatusError):
 class RateLimitError(APIStatusError):
     """429 too_many_requests: slow down; ``retry_after`` says for how long if the server did."""
 
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        return True
+
 
 class InvalidRequestError(APIStatusError):
     """The request is wrong (400 and other 4xx), or known to be rejected and so never sent."""
@@ -108,13 +124,29 @@ class ModelNotSupportedError(InvalidRequestError):
 class ServerError(APIStatusError):
     """5xx: trouble on the server side."""
 
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        return True
+
 
 class APIConnectionError(SolarstreamError):
-    """The request did not get an answer: connect, proxy, TLS or a reset connection."""
+    """The request did not get an answer: connect, proxy, TLS or a reset connection.
+
+    ``retryable`` is true when the request cannot have reached the server's application (the
+    connection was refused or reset before a response): sending it again is safe.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class APITimeoutError(APIConnectionError):
-    """A timeout elapsed: connect, first byte, idle read or total."""
+    """A timeout elapsed; ``timer`` says which: ``connect``, ``first_byte``, ``read`` (idle) or ``total``."""
+
+    def __init__(self, message: str, *, timer: str | None = None, retryable: bool = False) -> None:
+        super().__init__(message, retryable=retryable)
+        self.timer = timer
 
 
 class StreamError(SolarstreamError):
@@ -130,37 +162,31 @@ class StreamTruncatedError(StreamError):
     """The body ended before ``[DONE]`` or a finish reason: the answer is incomplete."""
 
 
-_HINTS: dict[type[APIStatusError], str] = {
-    AuthenticationError: "check UPSTAGE_API_KEY (keys start with 'up_') or pass api_key=",
-    QuotaExceededError: "add credits or a payment method in the Upstage console",
+#: The generic hints; a provider adds its own (where to get a key, which models are current).
+HINTS: dict[type[APIStatusError], str] = {
+    AuthenticationError: "check the API key (api_key= or its environment variable)",
+    QuotaExceededError: "add credits or raise the account's limit with the provider",
     RateLimitError: "slow down or retry later",
-    ModelNotSupportedError: "use a current model: solar-pro4, solar-pro3, solar-mini or syn-pro",
     ServerError: "the service is having trouble; retry later",
 }
 
+#: ``(status, code, message) -> error class or None``: a provider's own reading of an error
+Classifier = Callable[[int, "str | None", str], "type[APIStatusError] | None"]
 
-def _classify(status: int, code: str | None, message: str) -> type[APIStatusError]:
-    """Status first, then the body's ``code``; never the free-text message except for models."""
+
+def classify(status: int, code: str | None) -> type[APIStatusError]:
+    """The generic mapping: status first, then the body's ``code`` (never the free-text message)."""
     if status == 401:
-        return QuotaExceededError if code == "api_key_is_blocked" else AuthenticationError
+        return AuthenticationError
+    if status == 403 and code in ("insufficient_quota", "insufficient_credit"):
+        return QuotaExceededError
     if status == 429:
-        return QuotaExceededError if code == "usage_limit_exceeded" else RateLimitError
+        return QuotaExceededError if code in ("insufficient_quota", "usage_limit_exceeded") else RateLimitError
     if status >= 500:
         return ServerError
-    if status == 404 and code in ("model_not_found", "invalid_model"):
-        return ModelNotSupportedError
-    if status == 400 and code in ("model_not_found", "invalid_model"):
-        return ModelNotSupportedError
-    if status == 400 and code == "invalid_request_body" and _names_a_bad_model(message):
-        # Upstage reports a retired or invalid model as a generic 400 body error; the message is
-        # the only place that says which, so this is the one branch that reads it.
+    if status in (400, 404) and code in ("model_not_found", "invalid_model"):
         return ModelNotSupportedError
     return InvalidRequestError
-
-
-def _names_a_bad_model(message: str) -> bool:
-    text = message.lower()
-    return "model" in text and any(w in text for w in ("retired", "invalid", "not found", "deprecated", "not exist"))
 
 
 def excerpt(raw: bytes | str, limit: int = _EXCERPT) -> str:
@@ -176,8 +202,15 @@ def error_from_response(
     *,
     request_id: str | None = None,
     retry_after: float | None = None,
+    rate_limits: Any = None,
+    classifier: Classifier | None = None,
+    hints: Mapping[type[APIStatusError], str] = HINTS,
 ) -> APIStatusError:
-    """Map an error response to its typed error: the JSON envelope, other JSON, HTML, or nothing."""
+    """Map an error response to its typed error: the JSON envelope, other JSON, HTML, or nothing.
+
+    ``classifier`` is the provider's reading of status, code and message (Upstage reports a
+    retired model as a generic 400, say); where it returns ``None`` the generic mapping applies.
+    """
     body: Any = None
     try:
         body = json.loads(raw_body) if raw_body else None
@@ -197,12 +230,12 @@ def error_from_response(
         if detail is None:
             detail = _str_or_none(body.get("message")) or _str_or_none(body.get("detail"))
     detail = excerpt(detail, 500) if detail is not None else excerpt(raw_body) if raw_body else "(empty body)"
-    cls = _classify(status, code, detail)
+    cls = (classifier(status, code, detail) if classifier is not None else None) or classify(status, code)
     parts = [f"HTTP {status}"]
     if code:
         parts.append(code)
     message = f"{' '.join(parts)}: {detail}"
-    hint = _HINTS.get(cls)
+    hint = hints.get(cls)
     if hint:
         message += f" ({hint})"
     if request_id:
@@ -215,6 +248,7 @@ def error_from_response(
         request_id=request_id,
         body=body if body is not None else excerpt(raw_body) if raw_body else None,
         retry_after=retry_after,
+        rate_limits=rate_limits,
     )
 
 

@@ -20,7 +20,10 @@ __all__ = [
     "ChoiceDelta",
     "ChoiceDeltaToolCall",
     "ChunkChoice",
+    "CreateEmbeddingResponse",
     "CreateResult",
+    "Embedding",
+    "EmbeddingUsage",
     "Finish",
     "FunctionCall",
     "Messages",
@@ -60,6 +63,21 @@ class _Record:
 
 def _opt_dict(value: Any) -> dict[str, Any] | None:
     return dict(value) if isinstance(value, Mapping) else None
+
+
+def reasoning_of(d: Mapping[str, Any]) -> str | None:
+    """A delta's or message's reasoning: Upstage says ``reasoning``; some OpenAI-compatible servers
+    say ``reasoning_content``. The one place that chooses."""
+    reasoning = d.get("reasoning")
+    return reasoning if reasoning is not None else d.get("reasoning_content")
+
+
+def finish_reason(reason: str | None, has_tool_calls: bool, stop_with_tool_calls: bool) -> str | None:
+    """``stop`` is reported as ``tool_calls`` when calls came and the provider is known to say
+    ``stop`` for forced tool calls (``Quirks.stop_with_tool_calls``)."""
+    if reason == "stop" and has_tool_calls and stop_with_tool_calls:
+        return "tool_calls"
+    return reason
 
 
 class Usage(_Record):
@@ -248,7 +266,7 @@ def _chunk_choice(c: Mapping[str, Any]) -> ChunkChoice:
     delta = ChoiceDelta(
         d.get("role"),
         d.get("content"),
-        d.get("reasoning") if "reasoning" in d else d.get("reasoning_content"),
+        reasoning_of(d),
         [ChoiceDeltaToolCall.from_dict(t) for t in calls] if calls else None,
     )
     return ChunkChoice(c.get("index") or 0, delta, c.get("finish_reason"), c.get("logprobs"))
@@ -353,9 +371,13 @@ class Choice(_Record):
 
 
 class ChatCompletion(_Record):
-    """A whole (non-streamed) answer, in the OpenAI SDK's attribute shape."""
+    """A whole (non-streamed) answer, in the OpenAI SDK's attribute shape.
 
-    __slots__ = ("choices", "created", "id", "model", "object", "system_fingerprint", "usage")
+    ``request_id`` and ``response_headers`` say where it came from (not part of ``to_dict()``).
+    """
+
+    __slots__ = ("choices", "created", "id", "model", "object", "request_id", "response_headers",
+                 "system_fingerprint", "usage")
 
     def __init__(
         self,
@@ -373,18 +395,17 @@ class ChatCompletion(_Record):
         self.choices = choices
         self.usage = usage
         self.system_fingerprint = system_fingerprint
+        self.request_id: str | None = None
+        self.response_headers: dict[str, str] | None = None
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ChatCompletion:
+    def from_dict(cls, d: Mapping[str, Any], *, stop_with_tool_calls: bool = False) -> ChatCompletion:
         choices = []
         for c in d.get("choices") or ():
             m = c.get("message") or {}
             calls = [ToolCall.from_dict(t) for t in m.get("tool_calls") or ()]
-            reasoning = m.get("reasoning") if "reasoning" in m else m.get("reasoning_content")
-            finish = c.get("finish_reason")
-            if calls and finish == "stop":
-                finish = "tool_calls"  # the API has answered "stop" for forced tool calls
-            message = ChatCompletionMessage(m.get("content"), m.get("role") or "assistant", reasoning,
+            finish = finish_reason(c.get("finish_reason"), bool(calls), stop_with_tool_calls)
+            message = ChatCompletionMessage(m.get("content"), m.get("role") or "assistant", reasoning_of(m),
                                             calls or None)
             choices.append(Choice(c.get("index") or 0, message, finish, c.get("logprobs")))
         usage = d.get("usage")
@@ -406,6 +427,74 @@ class ChatCompletion(_Record):
             "system_fingerprint": self.system_fingerprint,
             "choices": [c.to_dict() for c in self.choices],
         }
+        if self.usage is not None:
+            out["usage"] = self.usage.to_dict()
+        return out
+
+
+class EmbeddingUsage(_Record):
+    __slots__ = ("prompt_tokens", "total_tokens")
+
+    def __init__(self, prompt_tokens: int = 0, total_tokens: int = 0) -> None:
+        self.prompt_tokens = prompt_tokens
+        self.total_tokens = total_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"prompt_tokens": self.prompt_tokens, "total_tokens": self.total_tokens}
+
+
+class Embedding(_Record):
+    """One vector: floats, or (``encoding_format="base64"``) base64 of little-endian float32."""
+
+    __slots__ = ("embedding", "index", "object")
+
+    def __init__(self, embedding: list[float] | str, index: int = 0) -> None:
+        self.object = "embedding"
+        self.index = index
+        self.embedding = embedding
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"object": self.object, "index": self.index, "embedding": self.embedding}
+
+
+class CreateEmbeddingResponse(_Record):
+    """The answer of ``embeddings.create``, in the OpenAI SDK's shape."""
+
+    __slots__ = ("data", "model", "object", "request_id", "usage")
+
+    def __init__(self, data: list[Embedding], model: str, usage: EmbeddingUsage | None = None) -> None:
+        self.object = "list"
+        self.data = data
+        self.model = model
+        self.usage = usage
+        self.request_id: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CreateEmbeddingResponse:
+        data = [Embedding([float(x) for x in e.get("embedding") or ()], int(e.get("index") or i))
+                for i, e in enumerate(d.get("data") or ()) if isinstance(e, Mapping)]
+        usage = d.get("usage")
+        return cls(data, str(d.get("model") or ""),
+                   EmbeddingUsage(int(usage.get("prompt_tokens") or 0), int(usage.get("total_tokens") or 0))
+                   if isinstance(usage, Mapping) else None)
+
+    def encoded(self, encoding_format: str) -> CreateEmbeddingResponse:
+        """The same vectors as base64 of little-endian float32 (what the OpenAI API sends for "base64")."""
+        if encoding_format != "base64":
+            return self
+        import base64
+        import struct
+
+        data = []
+        for e in self.data:
+            floats = e.embedding if isinstance(e.embedding, list) else []
+            data.append(Embedding(base64.b64encode(struct.pack(f"<{len(floats)}f", *floats)).decode(), e.index))
+        out = CreateEmbeddingResponse(data, self.model, self.usage)
+        out.request_id = self.request_id
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"object": self.object, "data": [e.to_dict() for e in self.data], "model": self.model}
         if self.usage is not None:
             out["usage"] = self.usage.to_dict()
         return out

@@ -2,33 +2,53 @@
 
 A provider implements one thing, ``create_async_generator``; the sync iterator
 (``create_completion``) and the whole-answer coroutine (``create_async``) are derived from it.
+Providers are objects (``Upstage(api_key=...)``); the seed's class-level calls
+(``Upstage.create_async_generator(...)``) go to a default instance of the class
+(``default_instance`` below), so both spellings of the seed's examples keep working.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any, ClassVar
+import threading
+import types
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from .. import _sync
 from ..errors import ModelNotSupportedError
-from ..types import AsyncResult, CreateResult, Messages
+from ..types import AsyncResult, ChatCompletion, CreateEmbeddingResponse, CreateResult, Messages, Model
 
-__all__ = ["AsyncGeneratorProvider", "BaseProvider", "ProviderModelMixin", "format_prompt"]
+if TYPE_CHECKING:
+    from .._stream import ChatStream
+    from .spec import ModelEntry
+
+__all__ = [
+    "AsyncGeneratorProvider",
+    "BaseProvider",
+    "Provider",
+    "ProviderModelMixin",
+    "default_instance",
+    "format_prompt",
+]
 
 log = logging.getLogger("solarstream")
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def format_prompt(messages: Messages, add_special_tokens: bool = False) -> str:
     """The original helper: one message gives its content; several give ``Role: content`` lines
     and a final ``Assistant:`` line (for backends that take a single prompt string)."""
     if not add_special_tokens and len(messages) <= 1:
-        return _content_text(messages[0].get("content")) if messages else ""
-    lines = [f"{str(m.get('role', 'user')).capitalize()}: {_content_text(m.get('content'))}" for m in messages]
+        return content_text(messages[0].get("content")) if messages else ""
+    lines = [f"{str(m.get('role', 'user')).capitalize()}: {content_text(m.get('content'))}" for m in messages]
     return "\n".join([*lines, "Assistant:"])
 
 
-def _content_text(content: Any) -> str:
+def content_text(content: Any) -> str:
+    """The text of a message's content (a string, or the text parts of a list)."""
     if content is None:
         return ""
     if isinstance(content, str):
@@ -36,6 +56,62 @@ def _content_text(content: Any) -> str:
     if isinstance(content, list):
         return "".join(p.get("text", "") for p in content if isinstance(p, Mapping) and p.get("type") == "text")
     return str(content)
+
+
+_defaults: dict[type, Any] = {}
+_defaults_lock = threading.Lock()
+
+
+def default_of(cls: type[R]) -> R:
+    """The instance that class-level calls on ``cls`` use: created once, configured from the
+    environment at each request (key and base URL are looked up when a request is built)."""
+    instance = _defaults.get(cls)
+    if instance is None:
+        with _defaults_lock:
+            instance = _defaults.get(cls)
+            if instance is None:
+                instance = _defaults[cls] = cls()
+    return instance
+
+
+class default_instance(Generic[P, R]):
+    """A method that also works on the class: ``Upstage.stream(...)`` is ``default_of(Upstage).stream(...)``."""
+
+    def __init__(self, method: Callable[Concatenate[Any, P], R]) -> None:
+        self.method = method
+        self.__doc__ = method.__doc__
+        self.__name__ = method.__name__
+        self.__wrapped__ = method
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> Callable[P, R]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> Callable[P, R]: ...
+
+    def __get__(self, obj: object | None, owner: type | None = None) -> Callable[P, R]:
+        if obj is None:
+            assert owner is not None
+            obj = default_of(owner)
+        return types.MethodType(self.method, obj)
+
+
+class Provider(Protocol):
+    """What clients, the gateway, the CLI and batch jobs need of a provider (a ``Router`` is one too)."""
+
+    def stream(self, model: str, messages: Messages, proxy: str | None = None, **kwargs: Any) -> ChatStream: ...
+
+    async def complete(self, model: str, messages: Messages, proxy: str | None = None,
+                       **kwargs: Any) -> ChatCompletion: ...
+
+    async def embed(self, model: str, input: str | list[str], proxy: str | None = None,
+                    **kwargs: Any) -> CreateEmbeddingResponse: ...
+
+    async def list_models(self) -> list[Model]: ...
+
+    def known_models(self) -> list[ModelEntry] | None: ...
+
+    async def aclose(self) -> None: ...
 
 
 class BaseProvider:
@@ -59,26 +135,26 @@ class AsyncGeneratorProvider(BaseProvider):
 
     supports_stream: ClassVar[bool] = True
 
-    @classmethod
+    @default_instance
     def create_async_generator(
-        cls, model: str, messages: Messages, proxy: str | None = None, **kwargs: Any
+        self, /, model: str, messages: Messages, proxy: str | None = None, **kwargs: Any
     ) -> AsyncResult:
         raise NotImplementedError
 
-    @classmethod
+    @default_instance
     def create_completion(
-        cls, model: str, messages: Messages, stream: bool = True, proxy: str | None = None, **kwargs: Any
+        self, /, model: str, messages: Messages, stream: bool = True, proxy: str | None = None, **kwargs: Any
     ) -> CreateResult:
         """Sync twin of ``create_async_generator``: runs it on solarstream's background loop."""
-        source = cls.create_async_generator(model, messages, proxy=proxy, **kwargs)
+        source = self.create_async_generator(model, messages, proxy=proxy, **kwargs)
         if stream:
             return _sync.iterate(source)
         return iter([_sync.run(_join(source))])
 
-    @classmethod
-    async def create_async(cls, model: str, messages: Messages, **kwargs: Any) -> str:
+    @default_instance
+    async def create_async(self, /, model: str, messages: Messages, **kwargs: Any) -> str:
         """The whole answer as one string."""
-        return await _join(cls.create_async_generator(model, messages, **kwargs))
+        return await _join(self.create_async_generator(model, messages, **kwargs))
 
 
 async def _join(source: AsyncResult) -> str:

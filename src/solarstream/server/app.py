@@ -1,9 +1,11 @@
-"""The gateway's ASGI app: OpenAI Chat Completions in front of Upstage, plus the chat page.
+"""The gateway's ASGI app: OpenAI Chat Completions and Embeddings in front of a provider, plus the chat page.
 
-Data flows one way: request bytes -> ``parse_chat_body`` -> ``Upstage.prepare_chat`` (the core's
-validation) -> ``open_stream`` / ``send_completion`` on the app's one ``HTTPClient`` -> chunks ->
-SSE frames. Streams wait for their first upstream chunk before answering, so every error before the
-first token gets a real status and the OpenAI envelope; later errors are sent in-band.
+Data flows one way: request bytes -> ``parse_chat_body`` -> the provider (Upstage by default, any
+registered provider, or a router: its parameter policy, retries and limits, its one connection
+pool) -> chunks -> SSE frames. Streams wait for their first upstream chunk that carries output
+before answering, so every error before the first token gets a real status and the OpenAI
+envelope; later errors are sent in-band. The upstream's request id and rate-limit headers are
+forwarded; a request without an upstream id gets one of the gateway's.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from importlib import resources
@@ -22,17 +25,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .._http import HTTPClient, RetryPolicy, Timeout
+from .._http import Timeout
 from .._stream import ChatStream
 from .._version import __version__
-from ..providers import Upstage
-from ..providers.upstage import models as _models
+from ..providers import create_provider
+from ..providers.spec import ModelEntry
 from ..types import Model
 from .accesslog import AccessLogMiddleware, log_info
 from .config import GatewayConfig
 from .errors import GatewayError, from_exception
 from .openapi import openapi_document
-from .request import parse_chat_body, read_body
+from .request import parse_chat_body, parse_embeddings_body, read_body
 from .streaming import ClientGone, EventStreamResponse, race_disconnect
 
 __all__ = ["Gateway", "create_app"]
@@ -55,9 +58,13 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.http = HTTPClient(
+        self.provider: Any = config.upstream or create_provider(
+            config.provider,
+            api_key=config.upstream_api_key or None,
+            base_url=config.upstream_base_url,
             timeout=Timeout(connect=10.0, first_byte=config.upstream_timeout, read=config.upstream_timeout),
-            retry=RetryPolicy(max_retries=config.upstream_max_retries),
+            max_retries=config.upstream_max_retries,
+            strict_params=config.strict_params,
         )
         self.in_flight = 0
         self.draining = asyncio.Event()
@@ -120,13 +127,23 @@ def _static_files() -> dict[str, tuple[bytes, str]]:
     return files
 
 
-def _created(info: _models.ModelInfo) -> int:
-    stamp = info.dated_id.rsplit("-", 1)[-1]
+def _created(model_id: str) -> int:
+    """A dated id's date as a timestamp (``solar-pro4-260806``), else 0."""
+    stamp = model_id.rsplit("-", 1)[-1]
+    if len(stamp) != 6 or not stamp.isdigit():
+        return 0
     try:
         day = datetime.strptime(stamp, "%y%m%d").replace(tzinfo=timezone.utc)
     except ValueError:
         return 0
     return int(day.timestamp())
+
+
+#: upstream response headers passed on to the client (besides the request id)
+def _forwarded(headers: Mapping[str, str], request_id: str | None) -> dict[str, str]:
+    out = {name: value for name, value in headers.items() if "ratelimit" in name.lower()}
+    out["x-request-id"] = request_id or f"req_{uuid.uuid4().hex}"
+    return out
 
 
 def _error_response(error: GatewayError) -> Response:
@@ -144,7 +161,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
         try:
             yield
         finally:
-            await gateway.http.aclose()
+            await gateway.provider.aclose()
 
     app = FastAPI(title="solarstream gateway", version=__version__, lifespan=lifespan,
                   openapi_url=None, docs_url=None, redoc_url=None)
@@ -187,33 +204,60 @@ def create_app(config: GatewayConfig) -> FastAPI:
             status_code=503 if draining else 200,
         )
 
+    async def model_entries() -> list[ModelEntry]:
+        known = gateway.provider.known_models()
+        if known is not None:
+            return known
+        return [ModelEntry(m.id) for m in await gateway.provider.list_models()]
+
+    def model_object(entry: ModelEntry) -> dict[str, Any]:
+        """The OpenAI model object, plus what the chat page needs to pick chat models (extra fields,
+        which OpenAI clients ignore): ``kind`` and, for aliases and dated ids, ``maps_to``."""
+        data = Model(entry.id, _created(entry.id), owned_by()).to_dict()
+        data["kind"] = entry.kind
+        if entry.maps_to:
+            data["maps_to"] = entry.maps_to
+        return data
+
+    def owned_by() -> str:
+        return str(getattr(gateway.provider, "owned_by", "solarstream"))
+
     @app.get("/v1/models")
     async def list_models(request: Request) -> Response:
         try:
             gateway.check_auth(request)
-        except GatewayError as error:
-            return _error_response(error)
-        data = [Model(info.name, _created(info)).to_dict() for info in _models.MODELS.values()]
-        return JSONResponse({"object": "list", "data": data})
+            entries = await model_entries()
+        except Exception as exc:
+            return _error_response(from_exception(exc))
+        return JSONResponse({"object": "list", "data": [model_object(entry) for entry in entries]})
 
     @app.get("/v1/models/{model:path}")
     async def retrieve_model(request: Request, model: str) -> Response:
         try:
             gateway.check_auth(request)
-        except GatewayError as error:
-            return _error_response(error)
-        info = _models.lookup(model)
-        if info is None:
+            entries = {entry.id: entry for entry in await model_entries()}
+            known = entries.get(model) or (ModelEntry(model) if _catalog_knows(gateway.provider, model) else None)
+        except Exception as exc:
+            return _error_response(from_exception(exc))
+        if known is None:
             return _error_response(GatewayError(
                 404, f"unknown model {model!r}; GET /v1/models lists the models", code="model_not_found",
                 param="model"))
-        return JSONResponse(Model(model, _created(info)).to_dict())
+        return JSONResponse(model_object(known))
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
+        return await _guarded(request, "a chat completion", _chat)
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request) -> Response:
+        return await _guarded(request, "embeddings", _embeddings)
+
+    async def _guarded(request: Request, what: str, handler: Any) -> Response:
         info = log_info(request.scope)
         try:
-            return await _chat(gateway, request, info)
+            response: Response = await handler(gateway, request, info)
+            return response
         except ClientGone:
             info["status"] = 499
             info["outcome"] = "client_disconnected"
@@ -221,8 +265,11 @@ def create_app(config: GatewayConfig) -> FastAPI:
         except Exception as exc:
             error = from_exception(exc)
             if error.status == 500:
-                log.exception("internal error while serving a chat completion")
+                log.exception("internal error while serving %s", what)
             info["error"] = error.code
+            request_id = getattr(exc, "request_id", None)
+            if request_id:
+                error.headers.setdefault("x-request-id", request_id)
             return _error_response(error)
 
     return app
@@ -256,25 +303,30 @@ async def _leading_payloads(stream: ChatStream) -> list[dict[str, Any]]:
     return held
 
 
+def _catalog_knows(provider: Any, model: str) -> bool:
+    catalog = getattr(getattr(provider, "spec", None), "catalog", None)
+    return catalog is not None and (catalog.knows(model) or model in catalog.embedding_models)
+
+
 async def _chat(gateway: Gateway, request: Request, info: dict[str, Any]) -> Response:
     config = gateway.config
     gateway.check_auth(request)
     body = parse_chat_body(await read_body(request, config.max_body_bytes))
     info["model"] = body.model
     info["stream"] = body.stream
-    chat = Upstage.prepare_chat(
-        body.model, body.messages, stream=body.stream, model_policy="strict",
-        api_key=config.upstream_api_key, base_url=config.upstream_base_url, **body.params,
-    )
-    info["model"] = chat.model
+    provider = gateway.provider
+    stream = provider.stream(body.model, body.messages, **body.params) if body.stream else None
     gateway.acquire()
     handed_over = False
     try:
-        if not body.stream:
-            completion = await race_disconnect(request.receive, Upstage.send_completion(gateway.http, chat))
+        if stream is None:
+            completion = await race_disconnect(request.receive,
+                                               provider.complete(body.model, body.messages, **body.params))
+            info["model"] = completion.model or body.model
             info["usage"] = completion.usage
-            return JSONResponse(completion.to_dict())
-        stream = Upstage.open_stream(gateway.http, chat)
+            return JSONResponse(completion.to_dict(),
+                                headers=_forwarded(completion.response_headers or {}, completion.request_id))
+        info["model"] = stream.requested_model or body.model
         try:
             first = await race_disconnect(request.receive, _leading_payloads(stream))
         except BaseException:
@@ -283,11 +335,26 @@ async def _chat(gateway: Gateway, request: Request, info: dict[str, Any]) -> Res
 
         def on_close(done: ChatStream, outcome: str) -> None:
             gateway.release()
+            info["model"] = done.model or info["model"]  # the model the upstream says answered
             info["usage"] = done.usage
             info["outcome"] = outcome
 
         handed_over = True
-        return EventStreamResponse(stream, first, draining=gateway.draining, on_close=on_close)
+        return EventStreamResponse(stream, first, draining=gateway.draining, on_close=on_close,
+                                   headers=_forwarded(stream.response_headers, stream.request_id))
     finally:
         if not handed_over:
             gateway.release()
+
+
+async def _embeddings(gateway: Gateway, request: Request, info: dict[str, Any]) -> Response:
+    gateway.check_auth(request)
+    body = parse_embeddings_body(await read_body(request, gateway.config.max_body_bytes))
+    info["model"] = body.model
+    gateway.acquire()
+    try:
+        result = await race_disconnect(request.receive, gateway.provider.embed(body.model, body.input, **body.params))
+    finally:
+        gateway.release()
+    info["usage"] = result.usage
+    return JSONResponse(result.to_dict(), headers=_forwarded({}, result.request_id))

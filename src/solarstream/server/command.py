@@ -12,7 +12,7 @@ from dataclasses import replace
 import click
 
 from ..errors import InvalidRequestError, MissingAuthError
-from ..providers import Upstage
+from ..providers import create_provider
 from .config import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENCY, GatewayConfig
 from .serving import bind_socket, build_server, is_loopback
 
@@ -24,8 +24,12 @@ __all__ = ["serve"]
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free).")
 @click.option("--api-key", envvar="SOLARSTREAM_API_KEY", default=None, show_envvar=True,
               help="Key clients must send as 'Authorization: Bearer KEY' (not the Upstage key).")
+@click.option("--provider", "provider_name", default="upstage", show_default=True, metavar="NAME",
+              help="Upstream provider: a registered name (upstage, openai-compatible, ...) or module:attribute.")
 @click.option("--upstream-base-url", default=None,
-              help="Upstage base URL (default: UPSTAGE_BASE_URL, UPSTAGE_API_BASE or https://api.upstage.ai/v1).")
+              help="Upstream base URL (Upstage: UPSTAGE_BASE_URL, UPSTAGE_API_BASE or https://api.upstage.ai/v1).")
+@click.option("--strict-params", is_flag=True,
+              help="Refuse request parameters that would otherwise be dropped as no-ops (user, n=1, ...).")
 @click.option("--offline", is_flag=True, help="Answer from the built-in emulator (no Upstage key needed).")
 @click.option("--insecure-no-auth", is_flag=True,
               help="Allow listening on a non-loopback address without --api-key.")
@@ -40,7 +44,8 @@ __all__ = ["serve"]
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(
-    host: str, port: int, api_key: str | None, upstream_base_url: str | None, offline: bool,
+    host: str, port: int, api_key: str | None, provider_name: str, upstream_base_url: str | None,
+    strict_params: bool, offline: bool,
     insecure_no_auth: bool, max_concurrency: int, max_body_bytes: int, upstream_max_retries: int,
     shutdown_timeout: int, log_level: str,
 ) -> None:
@@ -56,16 +61,18 @@ def serve(
     if offline and upstream_base_url:
         raise click.UsageError("--offline and --upstream-base-url exclude each other")
     config = GatewayConfig(upstream_api_key="", api_key=api_key or None, max_concurrency=max_concurrency,
-                           max_body_bytes=max_body_bytes, upstream_max_retries=upstream_max_retries)
+                           max_body_bytes=max_body_bytes, upstream_max_retries=upstream_max_retries,
+                           provider=provider_name, strict_params=strict_params)
     if not offline:
         try:
-            config = replace(config, upstream_api_key=Upstage.resolve_api_key(),
-                             upstream_base_url=Upstage.resolve_base_url(upstream_base_url))
-        except MissingAuthError:
+            upstream = create_provider(provider_name)
+            config = replace(config, upstream_api_key=upstream.resolve_api_key() or "",
+                             upstream_base_url=upstream.resolve_base_url(upstream_base_url),
+                             upstream_label=upstream.spec.name)
+        except MissingAuthError as exc:
             raise click.UsageError(
-                "the gateway needs an Upstage API key: set UPSTAGE_API_KEY (get one at "
-                "https://console.upstage.ai/api-keys), or use --offline to serve the built-in emulator"
-            ) from None
+                f"the gateway needs an upstream API key: {exc.message}; or use --offline to serve the built-in "
+                "emulator") from None
         except InvalidRequestError as exc:
             raise click.UsageError(exc.message) from None
     _setup_logging(log_level)

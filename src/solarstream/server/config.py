@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .._http import redact_url
 
@@ -18,8 +19,8 @@ class GatewayConfig:
 
     #: The Upstage (or emulator) key the gateway spends; it never leaves the server.
     upstream_api_key: str = field(repr=False)
-    #: The upstream base URL (``https://api.upstage.ai/v1`` or an emulator's).
-    upstream_base_url: str = "https://api.upstage.ai/v1"
+    #: The upstream base URL (``None``: the provider's default, ``https://api.upstage.ai/v1`` for Upstage).
+    upstream_base_url: str | None = None
     #: The key clients must send as ``Authorization: Bearer ...``; ``None`` means no auth.
     api_key: str | None = field(default=None, repr=False)
     #: In-flight upstream requests allowed at once; beyond it, 429 with Retry-After.
@@ -32,6 +33,12 @@ class GatewayConfig:
     upstream_timeout: float = 600.0
     #: Shown by /health and the page: "upstage" or "emulator".
     upstream_label: str = "upstage"
+    #: The upstream provider, by registered name (``--provider``); ignored when ``upstream`` is given.
+    provider: str = "upstage"
+    #: A configured provider object (a ``Router`` from ``--config``) to use instead of ``provider``.
+    upstream: Any = field(default=None, repr=False)
+    #: Refuse parameters that would otherwise be dropped as no-ops (``--strict-params``).
+    strict_params: bool = False
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
@@ -47,4 +54,4 @@ class GatewayConfig:
 
     @property
     def safe_upstream_url(self) -> str:
-        return redact_url(self.upstream_base_url)
+        return redact_url(self.upstream_base_url) if self.upstream_base_url else f"the {self.provider} default"

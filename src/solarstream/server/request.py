@@ -1,8 +1,9 @@
 """Reading a chat request: a bounded body, strict JSON, and the fields the gateway decides itself.
 
-Everything else (message shapes, parameter types and ranges, what Upstage rejects) is checked by
-the core's ``Upstage.prepare_chat``; this module only makes sure nothing but request parameters
-reaches it, so a client can never set the gateway's transport (``base_url``, ``api_key``, ...).
+Everything else (message shapes, parameter types and ranges, what the upstream rejects, what it
+drops) is the provider's parameter policy, the same as for the library's own clients; this module
+only makes sure nothing but request parameters reaches it, so a client can never set the gateway's
+transport (``base_url``, ``api_key``, ``extra_headers``, ...).
 """
 
 from __future__ import annotations
@@ -13,15 +14,10 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ..providers import Upstage
+from ..providers.openai_compatible import TRANSPORT_KWARGS
 from .errors import GatewayError, bad_request
 
-__all__ = ["ChatBody", "parse_chat_body", "read_body"]
-
-_CONFIG = Upstage.config
-#: what a client may send besides model/messages/stream: the parameters the core knows how to
-#: check, and those it rejects with a reason (so the client learns why)
-_ALLOWED = _CONFIG.parameters | frozenset(_CONFIG.rejected_parameters)
+__all__ = ["ChatBody", "EmbeddingsBody", "parse_chat_body", "parse_embeddings_body", "read_body"]
 
 
 @dataclass(frozen=True)
@@ -87,19 +83,45 @@ def parse_chat_body(raw: bytes) -> ChatBody:
     stream = data.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise bad_request("stream", f"stream must be true or false, not {_kind(stream)}")
-    params: dict[str, Any] = {}
-    for name, value in data.items():
-        if name in ("model", "messages", "stream"):
-            continue
-        if name == "n" and value in (None, 1) and not isinstance(value, bool):
-            continue  # one answer is what Upstage gives anyway
-        if name not in _ALLOWED:
-            raise bad_request(name, f"{name}: unknown parameter; this gateway accepts "
-                                    f"{', '.join(sorted(_CONFIG.parameters))}", code="unknown_parameter")
-        params[name] = value
+    params = _params(data, ("model", "messages", "stream"))
     if not stream and params.get("stream_options") is not None:
         raise bad_request("stream_options", "stream_options is only allowed with \"stream\": true")
     return ChatBody(model=model, messages=data["messages"], stream=bool(stream), params=params)
+
+
+def _params(data: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """The request parameters: everything but ``fields``, never a transport setting."""
+    params: dict[str, Any] = {}
+    for name, value in data.items():
+        if name in fields:
+            continue
+        if name in TRANSPORT_KWARGS or name == "proxy":
+            raise bad_request(name, f"{name}: unknown parameter (the gateway's upstream settings are its own)",
+                              code="unknown_parameter")
+        params[name] = value
+    return params
+
+
+@dataclass(frozen=True)
+class EmbeddingsBody:
+    model: str
+    input: Any
+    params: dict[str, Any]
+
+
+def parse_embeddings_body(raw: bytes) -> EmbeddingsBody:
+    """An embeddings body: model and input, the rest checked by the provider's embedding table."""
+    data = parse_json(raw)
+    if not isinstance(data, dict):
+        raise bad_request(None, f"the request body must be a JSON object, not {_kind(data)}")
+    model = data.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise bad_request("model", "model is required: an embedding model such as \"solar-embedding-2-query\"",
+                          code="missing_required_parameter" if model is None else "invalid_value")
+    if "input" not in data:
+        raise bad_request("input", "input is required: a string or a list of strings",
+                          code="missing_required_parameter")
+    return EmbeddingsBody(model=model, input=data["input"], params=_params(data, ("model", "input")))
 
 
 def _kind(value: Any) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from typing import Any, TypeVar
 
@@ -84,10 +84,11 @@ class EventStreamResponse(Response):
         *,
         draining: asyncio.Event,
         on_close: Callable[[ChatStream, Outcome], None],
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.status_code = 200
         self.background = None
-        self.init_headers(SSE_HEADERS)
+        self.init_headers({**SSE_HEADERS, **(headers or {})})
         self._stream = stream
         self._first = first
         self._draining = draining

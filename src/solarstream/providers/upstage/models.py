@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..spec import ModelEntry
+
 __all__ = [
     "ALIASES",
     "CURRENT_MODELS",
@@ -19,6 +21,7 @@ __all__ = [
     "EmbeddingModelInfo",
     "ModelInfo",
     "RetiredModel",
+    "listed",
     "lookup",
     "lookup_embedding",
 ]
@@ -160,3 +163,14 @@ EMBEDDING_MODELS: dict[str, EmbeddingModelInfo] = {
 def lookup_embedding(name: str) -> EmbeddingModelInfo | None:
     """The embedding model of that exact name, else ``None``."""
     return EMBEDDING_MODELS.get(name)
+
+
+def listed() -> list[ModelEntry]:
+    """Every id a model list shows: current names with their dated ids, then aliases (retired names
+    included, since requests with them are mapped to their successor), then embedding models."""
+    entries: list[ModelEntry] = []
+    for info in MODELS.values():
+        entries += [ModelEntry(info.name), ModelEntry(info.dated_id, maps_to=info.name)]
+    entries += [ModelEntry(alias, maps_to=target) for alias, target in ALIASES.items()]
+    entries += [ModelEntry(name, "embedding") for name in EMBEDDING_MODELS]
+    return entries

@@ -184,7 +184,7 @@
       const body = await response.json();
       const saved = localStorage.getItem(MODEL_STORAGE);
       el.model.replaceChildren();
-      for (const m of body.data) {
+      for (const m of body.data.filter((m) => (m.kind ?? "chat") === "chat" && !m.maps_to)) {
         const option = document.createElement("option");
         option.value = m.id;
         option.textContent = m.id;
