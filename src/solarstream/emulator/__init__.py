@@ -8,8 +8,9 @@ for a behaviour: docs/emulator.md.
 from __future__ import annotations
 
 from .app import create_app
+from .ratelimit import RateStats
 from .scenarios import CATALOG, Scenario, ScenarioError
 from .server import API_KEY, Emulator
 from .state import RequestRecord
 
-__all__ = ["API_KEY", "CATALOG", "Emulator", "RequestRecord", "Scenario", "ScenarioError", "create_app"]
+__all__ = ["API_KEY", "CATALOG", "Emulator", "RateStats", "RequestRecord", "Scenario", "ScenarioError", "create_app"]
