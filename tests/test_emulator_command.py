@@ -74,7 +74,8 @@ async def test_without_limits_nothing_is_refused(session: aiohttp.ClientSession)
 
 @pytest.mark.parametrize(("option", "value", "message"), [
     ("--rpm", "0", "--rpm"), ("--tpm", "-5", "--tpm"), ("--rate-window", "0", "--rate-window"),
-    ("--history", "-1", "--history"), ("--rpm", "many", "--rpm"),
+    ("--history", "-1", "--history"), ("--rpm", "many", "--rpm"), ("--rate-window", "inf", "--rate-window"),
+    ("--rate-window", "nan", "--rate-window"),
 ])
 async def test_bad_option_values_are_usage_errors(option: str, value: str, message: str) -> None:
     proc = await asyncio.create_subprocess_exec(*CLI, option, value, stdout=asyncio.subprocess.PIPE,

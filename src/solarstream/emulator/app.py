@@ -25,6 +25,7 @@ from .respond import send_completion, send_json, send_stream
 from .scenarios import Scenario, ScenarioError, merge, parse, parse_header, parse_text, strip_directives
 from .state import DEFAULT_HISTORY, EmulatorState, RequestRecord
 from .validation import ApiError, check_api_key, validate_chat
+from .wire import dumps
 
 __all__ = ["STATE", "create_app"]
 
@@ -200,7 +201,7 @@ async def models(request: web.Request) -> web.Response:
     for embedding in _models.EMBEDDING_MODELS.values():
         if embedding.removal is None or today < embedding.removal:
             data.append({"id": embedding.name, "object": "model", "created": 0, "owned_by": "upstage"})
-    return web.json_response({"object": "list", "data": data})
+    return web.Response(body=dumps({"object": "list", "data": data}).encode(), content_type="application/json")
 
 
 async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import math
 
 import click
 
@@ -29,6 +30,12 @@ async def _serve(host: str, port: int, scenarios: list[str], rpm: int | None, tp
         await asyncio.Event().wait()  # until Ctrl-C cancels us
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number of seconds.")
+    return value
+
+
 @click.command("emulate")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535),
@@ -40,7 +47,7 @@ async def _serve(host: str, port: int, scenarios: list[str], rpm: int | None, tp
 @click.option("--tpm", type=click.IntRange(min=1), default=None, metavar="N",
               help="Enforce N tokens (usage.total_tokens) per API key and model in any window.")
 @click.option("--rate-window", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
-              metavar="SECONDS", help="Length of the sliding window that --rpm and --tpm count over.")
+              metavar="SECONDS", callback=_finite, help="Length of the sliding window that --rpm and --tpm count over.")
 @click.option("--history", type=click.IntRange(min=0), default=DEFAULT_HISTORY, show_default=True, metavar="N",
               help="Recent requests kept in memory (older ones are forgotten; memory stays flat).")
 def emulate(host: str, port: int, scenarios: tuple[str, ...], rpm: int | None, tpm: int | None,
