@@ -1,4 +1,5 @@
-"""The offline Upstage API: deterministic answers and, on request, every wire variant and failure.
+"""The offline Upstage API: deterministic chat answers and embeddings, rate limits per key and model
+enforced as Upstage counts them, and, on request, every wire variant and failure.
 
 ``Emulator`` serves it on loopback from the running event loop (tests, benchmarks, the CLI's
 ``--offline``); ``create_app`` gives the aiohttp application to serve elsewhere. How a request asks
