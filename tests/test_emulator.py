@@ -426,15 +426,19 @@ async def test_rate_limit_headers_on_every_response(emu: Emulator, session: aioh
     results = [
         await post(session, emu, {"model": "solar-mini", "messages": USER}),
         await post(session, emu, {"model": "solar-mini", "messages": USER, "stream": True}),
-        await post(session, emu, {"model": "nope", "messages": USER}),
+        await post(session, emu, {"model": "solar-mini", "messages": USER, "store": True}),
         await post(session, emu, {"model": "solar-mini", "messages": USER}, key="bad"),
+        await post(session, emu, {"model": "solar-mini", "messages": USER}, key="up_other"),
+        await post(session, emu, {"model": "solar-mini-250422", "messages": USER}),
     ]
     for _, headers, _ in results:
         for name in RATE_HEADERS:
             assert headers[name].isdigit(), name
         assert headers["X-Request-Id"]
+    # counted per key and model; a refused request (400, 401) consumes nothing; a dated id is its model
     remaining = [int(h["X-Upstage-RateLimit-Remaining-Requests"]) for _, h, _ in results]
-    assert remaining == [99, 98, 97, 96]
+    assert [status for status, _, _ in results] == [200, 200, 400, 401, 200, 200]
+    assert remaining == [99, 98, 98, 100, 99, 97]
     assert results[0][1]["X-Upstage-RateLimit-Limit-Requests"] == "100"
 
 

@@ -158,4 +158,5 @@ def test_create_app_works_outside_a_loop_and_serves_both_bases() -> None:
 
     app = create_app(scenario="crlf")
     assert sorted(r.canonical for r in app.router.resources()) == [
-        "/v1/chat/completions", "/v1/models", "/v1/solar/chat/completions", "/v1/solar/models"]
+        "/v1/chat/completions", "/v1/embeddings", "/v1/models",
+        "/v1/solar/chat/completions", "/v1/solar/embeddings", "/v1/solar/models"]

@@ -19,7 +19,7 @@ from .state import EmulatorState
 from .validation import ChatParams
 from .wire import Framer, dumps, error_body
 
-__all__ = ["send_completion", "send_stream"]
+__all__ = ["send_completion", "send_json", "send_stream"]
 
 _BATCH_BYTES = 64 * 1024
 
@@ -56,6 +56,13 @@ async def send_completion(request: web.Request, params: ChatParams, plan: Plan,
         "choices": [{"index": 0, "message": _message(plan), "logprobs": None, "finish_reason": plan.finish_reason}],
         "usage": plan.usage, "system_fingerprint": None,
     }).encode()
+    return await send_json(request, body, scenarios, state)
+
+
+async def send_json(request: web.Request, body: bytes, scenarios: Mapping[str, Scenario],
+                    state: EmulatorState) -> web.StreamResponse:
+    """A JSON answer (a completion, embeddings) with the faults that apply to one body: reset
+    (nothing, the connection drops), stall (nothing until the client leaves), truncate (half)."""
     if "reset" in scenarios:
         _abort(request)
         return web.Response(status=200)

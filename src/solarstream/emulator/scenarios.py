@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "CATALOG",
     "DIRECTIVE",
+    "MAX_WORD",
     "Option",
     "Scenario",
     "ScenarioError",
@@ -25,6 +26,9 @@ __all__ = [
     "parse_text",
     "strip_directives",
 ]
+
+#: the longest free-text option value (``code=``): the attempt counters keep these as keys
+MAX_WORD = 64
 
 #: ``[emulate:NAME k=v ...]``; the body is parsed by ``parse``.
 DIRECTIVE = re.compile(r"\[emulate:([^\]]*)\]")
@@ -145,6 +149,8 @@ def _convert(scenario: str, key: str, raw: str, option: Option) -> int | str | b
         return number
     if option.choices and raw not in option.choices:
         raise ScenarioError(f"{where} must be one of {', '.join(option.choices)}, not {raw!r}")
+    if len(raw) > MAX_WORD:
+        raise ScenarioError(f"{where} must be at most {MAX_WORD} characters, not {len(raw)}")
     return raw
 
 

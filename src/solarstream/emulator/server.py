@@ -8,13 +8,14 @@ connections it accepts (tests of connection reuse need that number), and it serv
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 
 from aiohttp import web
 
 from .app import STATE, create_app
-from .state import EmulatorState, RequestRecord
+from .ratelimit import RateStats, key_id
+from .state import DEFAULT_HISTORY, EmulatorState, RequestRecord
 
 __all__ = ["API_KEY", "Emulator"]
 
@@ -23,7 +24,12 @@ API_KEY = "up_emulator"
 
 
 class Emulator:
-    """``async with Emulator() as emu:`` serves on 127.0.0.1 (a free port unless ``port`` is given)."""
+    """``async with Emulator() as emu:`` serves on 127.0.0.1 (a free port unless ``port`` is given).
+
+    ``rpm``/``tpm``: enforced requests and tokens per API key and model in any ``rate_window``
+    seconds (``None``: not enforced, the headers still count). ``clock``: Unix time in seconds
+    (default ``time.time``). ``history``: recent requests kept in ``requests``.
+    """
 
     def __init__(
         self,
@@ -32,10 +38,16 @@ class Emulator:
         port: int = 0,
         scenario: str | Iterable[str] | None = None,
         reasoning_field: str = "reasoning",
+        rpm: int | None = None,
+        tpm: int | None = None,
+        rate_window: float = 60.0,
+        clock: Callable[[], float] | None = None,
+        history: int = DEFAULT_HISTORY,
         shutdown_timeout: float = 2.0,
     ) -> None:
         self.host = host
-        self.app = create_app(scenario=scenario, reasoning_field=reasoning_field)
+        self.app = create_app(scenario=scenario, reasoning_field=reasoning_field, rpm=rpm, tpm=tpm,
+                              rate_window=rate_window, clock=clock, history=history)
         self._requested_port = port
         self._shutdown_timeout = shutdown_timeout
         self._runner: web.AppRunner | None = None
@@ -111,7 +123,30 @@ class Emulator:
 
     @property
     def requests(self) -> list[RequestRecord]:
+        """The last ``history`` requests received, oldest first (a copy)."""
         return self.state.requests
+
+    @property
+    def request_count(self) -> int:
+        """Every request received so far, also those no longer in ``requests``."""
+        return self.state.request_count
+
+    @property
+    def accepted(self) -> int:
+        """Chat and embedding requests admitted by the rate limiter (over every key and model)."""
+        return self.state.limiter.accepted
+
+    @property
+    def rate_limited(self) -> int:
+        """Requests the rate limiter refused with 429 (not counting ``[emulate:rate-limit]``)."""
+        return self.state.limiter.limited
+
+    def rate_stats(self, model: str, *, api_key: str = API_KEY) -> RateStats:
+        """One key+model's counters: ``accepted``, ``limited`` (429s), and what its window holds now.
+
+        ``model`` is the budget's name: a chat model's current name (``solar-pro4`` also for
+        ``solar-pro4-260806``), or the embedding model's."""
+        return self.state.limiter.stats(key_id(api_key), model)
 
     @property
     def connections(self) -> int:

@@ -1,24 +1,34 @@
-"""What one emulator remembers: received requests, attempt counters, connections and disconnects.
+"""What one emulator remembers: recent requests, attempt counters, rate-limit buckets, connections.
 
-Tests read it to count attempts and connections, and await ``wait_for_disconnects`` to know the
-server saw a client go away, without sleeping.
+Everything here is bounded, so a long-running ``solarstream emulate`` keeps flat memory: the last
+``history`` requests (a running total counts them all), at most ``MAX_COUNTERS`` scenario counters
+and ``MAX_CACHE_KEYS`` prompt-cache keys (least recently used forgotten first), and the rate
+limiter's own bounded buckets. Tests read it to count attempts and connections, and await
+``wait_for_requests`` / ``wait_for_disconnects`` instead of sleeping.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+import hashlib
+import json
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
+from .ratelimit import RateLimiter
 from .scenarios import Scenario
 
-__all__ = ["EmulatorState", "RequestRecord"]
+__all__ = ["DEFAULT_HISTORY", "MAX_CACHE_KEYS", "MAX_COUNTERS", "EmulatorState", "RequestRecord"]
 
-RATE_LIMIT_REQUESTS = 100
-RATE_LIMIT_TOKENS = 50_000
-RATE_LIMIT_INTERVAL = 60
+#: requests kept for inspection by default (``Emulator(history=N)``, ``emulate --history N``)
+DEFAULT_HISTORY = 100
+#: distinct scenario keys whose ``times=`` counters are kept
+MAX_COUNTERS = 1_000
+#: distinct ``prompt_cache_key`` values remembered (as digests)
+MAX_CACHE_KEYS = 10_000
 
 
 @dataclass(frozen=True)
@@ -29,33 +39,85 @@ class RequestRecord:
     path: str
     headers: Mapping[str, str]
     body: bytes
-    #: the parsed JSON body, or ``None`` when there was none or it was not JSON
-    json: Any
+
+    @cached_property
+    def json(self) -> Any:
+        """The parsed JSON body, or ``None`` when there was none or it was not JSON.
+
+        Parsed on first use, so a kept record costs its body once, not twice."""
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+class _Counters(OrderedDict[str, int]):
+    """Scenario key -> count, forgetting the least recently used key beyond ``MAX_COUNTERS``."""
+
+    def bump(self, key: str) -> int:
+        count = self.get(key, 0) + 1
+        self[key] = count
+        self.move_to_end(key)
+        if len(self) > MAX_COUNTERS:
+            self.popitem(last=False)
+        return count
 
 
 class EmulatorState:
-    def __init__(self, scenarios: list[Scenario], *, reasoning_field: str = "reasoning") -> None:
+    def __init__(self, scenarios: list[Scenario], *, reasoning_field: str = "reasoning",
+                 limiter: RateLimiter, history: int = DEFAULT_HISTORY) -> None:
+        if isinstance(history, bool) or not isinstance(history, int) or history < 0:
+            raise ValueError(f"history must be a whole number >= 0, not {history!r}")
         self.default_scenarios = scenarios
         self.reasoning_field = reasoning_field
-        self.requests: list[RequestRecord] = []
+        self.limiter = limiter
+        self.history: deque[RequestRecord] = deque(maxlen=history)
+        #: every request received, including those no longer in ``history``
+        self.request_count = 0
         #: scenario key -> requests seen with it (``times=K`` fails while this is <= K)
-        self.attempts: dict[str, int] = {}
+        self.attempts: _Counters = _Counters()
         self.connections = 0
         self.disconnects = 0
         self.tokens_used = 0
-        self.cache_keys: set[str] = set()
+        self._cache_keys: OrderedDict[bytes, None] = OrderedDict()
         #: set when the emulator shuts down: stalled and slow streams end at once
         self.closing = asyncio.Event()
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self.limiter.clock
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """The last ``history`` requests, oldest first (a copy)."""
+        return list(self.history)
+
     def attempt(self, scenario: Scenario) -> int:
         """Count one more request with this scenario; return the count so far."""
-        count = self.attempts.get(scenario.key, 0) + 1
-        self.attempts[scenario.key] = count
-        return count
+        return self.attempts.bump(scenario.key)
+
+    def knows_cache_key(self, cache_key: str) -> bool:
+        """Whether an admitted request already sent this ``prompt_cache_key``."""
+        return _digest(cache_key) in self._cache_keys
+
+    def remember_cache_key(self, cache_key: str) -> None:
+        keys = self._cache_keys
+        digest = _digest(cache_key)
+        keys[digest] = None
+        keys.move_to_end(digest)
+        if len(keys) > MAX_CACHE_KEYS:
+            keys.popitem(last=False)
 
     def record(self, record: RequestRecord) -> None:
-        self.requests.append(record)
+        self.history.append(record)
+        self.request_count += 1
         self._wake()
 
     def note_disconnect(self) -> None:
@@ -66,11 +128,14 @@ class EmulatorState:
         self._wake()
 
     def _wake(self) -> None:
+        if not self._waiters:
+            return
         waiting = []
         for ready, future in self._waiters:
+            if future.done():
+                continue  # its waiter gave up (a timeout cancelled it)
             if ready():
-                if not future.done():
-                    future.set_result(None)
+                future.set_result(None)
             else:
                 waiting.append((ready, future))
         self._waiters = waiting
@@ -87,22 +152,7 @@ class EmulatorState:
         return self.disconnects
 
     async def wait_for_requests(self, count: int = 1) -> list[RequestRecord]:
-        """Wait until at least ``count`` requests arrived (bound it with ``asyncio.wait_for``)."""
-        await self._wait(lambda: len(self.requests) >= count)
+        """Wait until at least ``count`` requests arrived in total (bound it with ``asyncio.wait_for``);
+        returns the ones still in the history."""
+        await self._wait(lambda: self.request_count >= count)
         return self.requests
-
-    def rate_limit_headers(self) -> dict[str, str]:
-        """``X-Upstage-RateLimit-*``: a plausible tier-0 budget that counts down per request."""
-        used = len(self.requests)
-        reset = str((int(time.time()) // RATE_LIMIT_INTERVAL + 1) * RATE_LIMIT_INTERVAL)
-        prefix = "X-Upstage-RateLimit-"
-        return {
-            f"{prefix}Limit-Requests": str(RATE_LIMIT_REQUESTS),
-            f"{prefix}Remaining-Requests": str(max(0, RATE_LIMIT_REQUESTS - 1 - (used - 1) % RATE_LIMIT_REQUESTS)),
-            f"{prefix}Reset-Requests": reset,
-            f"{prefix}Interval-Requests": str(RATE_LIMIT_INTERVAL),
-            f"{prefix}Limit-Tokens": str(RATE_LIMIT_TOKENS),
-            f"{prefix}Remaining-Tokens": str(max(0, RATE_LIMIT_TOKENS - self.tokens_used % RATE_LIMIT_TOKENS)),
-            f"{prefix}Reset-Tokens": reset,
-            f"{prefix}Interval-Tokens": str(RATE_LIMIT_INTERVAL),
-        }
