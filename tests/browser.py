@@ -106,7 +106,8 @@ def open_page(browser: Browser, url: str, *, key: str | None = None, wait_models
     watch = Watch(origin)
     watch.attach(context)
     if key is not None:
-        context.add_init_script(f"if (location.protocol === 'http:') localStorage.setItem('solarstream.gatewayKey', {key!r})")
+        context.add_init_script(  # not on the first about:blank, where localStorage is refused
+            f"if (location.protocol === 'http:') localStorage.setItem('solarstream.gatewayKey', {key!r})")
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(origin + "/")

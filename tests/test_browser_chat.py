@@ -4,6 +4,7 @@ Set SOLARSTREAM_SCREENSHOT=docs/screenshot-chat.png (and SOLARSTREAM_PHONE_SCREE
 to refresh the screenshots in the docs.
 """
 
+# ruff: noqa: F811  (the fixtures imported from tests.browser are test arguments)
 from __future__ import annotations
 
 import os
@@ -12,8 +13,20 @@ from pathlib import Path
 from playwright.sync_api import Browser, Page, expect
 
 from solarstream.server.testing import GatewayThread, RunningGateway
-from tests.browser import KEY, MODELS, answered, ask, last_answer, open_page, sent_contents, sent_roles
-from tests.browser import browser, gw, gw_thread, page  # noqa: F401  (fixtures)
+from tests.browser import (  # noqa: F401  (fixtures, used as arguments)
+    KEY,
+    MODELS,
+    answered,
+    ask,
+    browser,
+    gw,
+    gw_thread,
+    last_answer,
+    open_page,
+    page,
+    sent_contents,
+    sent_roles,
+)
 
 STREAMING_TEXT = (
     "() => { const el = document.querySelector('.msg.assistant.streaming .content');"
@@ -187,16 +200,16 @@ def test_screenshot(browser: Browser, gw: RunningGateway, tmp_path: Path) -> Non
         ask(page, "What is the capital of France?")
         answered(page, 1)
         page.click("#new")
-        page.select_option("#model", "solar-pro3")
-        ask(page, "[emulate:reasoning] What can this page do?")
+        page.select_option("#model", "solar-pro3")  # a reasoning model
+        ask(page, "Which models can I use here?")
         answered(page, 1)
-        page.locator(".msg.assistant details.reasoning summary").click()
-        ask(page, "[emulate:echo] The page renders **markdown**:\n\n"
-                  "| feature | how |\n|---|---|\n| tables, nested lists | `marked` |\n"
-                  "| sanitising | `DOMPurify` |\n| highlighting | `highlight.js` |\n\n"
-                  "- history in this browser\n  - switch, new, delete\n- copy, regenerate, edit\n\n"
-                  "```python\nfrom solarstream import Upstage\nprint(Upstage.create_completion(model=\"solar-pro4\"))\n```")
+        ask(page, "[emulate:echo] Rendered **markdown**:\n\n"
+                  "| model | context |\n|---|--:|\n| solar-pro4 | 128k |\n| solar-mini | 32k |\n\n"
+                  "- lists\n  - nested\n\n```python\nprint(\"highlighted\")\n```")
         answered(page, 2)
-        expect(page.locator("#sidebar .conversation-open")).to_have_count(2)
+        page.locator(".msg.assistant details.reasoning summary").last.click()
+        expect(page.locator("#sidebar .conversation-open")).to_have_text(
+            ["Which models can I use here?", "What is the capital of France?"])
+        page.locator(".msg.assistant").last.scroll_into_view_if_needed()
         page.screenshot(path=str(target))
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
