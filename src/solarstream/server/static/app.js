@@ -60,8 +60,11 @@ function renderList() {
 }
 
 function render() {
-  const open = new Set([...el.messages.querySelectorAll("article")]
-    .filter((a) => a.querySelector("details.reasoning[open]")).map((a) => a.dataset.index));
+  // re-rendering the same conversation keeps the reasoning blocks the reader opened
+  const same = el.messages.dataset.conversation === conversation.id;
+  const opened = new Set(same ? [...el.messages.querySelectorAll("article")]
+    .filter((a) => a.querySelector("details.reasoning[open]")).map((a) => a.dataset.index) : []);
+  el.messages.dataset.conversation = conversation.id;
   const messages = conversation.messages;
   const views = messages.map((message, index) => {
     const last = index === messages.length - 1;
@@ -73,7 +76,7 @@ function render() {
       rerender: render,
     });
     article.dataset.index = String(index);
-    if (open.has(article.dataset.index)) article.querySelector("details.reasoning").open = true;
+    if (opened.has(article.dataset.index)) article.querySelector("details.reasoning").open = true;
     return article;
   });
   el.empty.hidden = messages.length > 0;
