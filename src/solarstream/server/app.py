@@ -50,7 +50,7 @@ _PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 _STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
-                 ".html": "text/html; charset=utf-8"}
+                 ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml", ".ico": "image/x-icon"}
 
 
 class Gateway:
@@ -118,12 +118,17 @@ class Gateway:
 
 
 def _static_files() -> dict[str, tuple[bytes, str]]:
-    root = resources.files("solarstream.server").joinpath("static")
+    """The page's files by path under static/ ("app.js", "vendor/marked.umd.js"), read once."""
     files = {}
-    for entry in root.iterdir():
-        suffix = "." + entry.name.rsplit(".", 1)[-1]
-        if entry.is_file() and suffix in _STATIC_TYPES:
-            files[entry.name] = (entry.read_bytes(), _STATIC_TYPES[suffix])
+    folders = [("", resources.files("solarstream.server").joinpath("static"))]
+    while folders:
+        prefix, folder = folders.pop()
+        for entry in folder.iterdir():
+            suffix = "." + entry.name.rsplit(".", 1)[-1]
+            if entry.is_dir():
+                folders.append((f"{prefix}{entry.name}/", entry))
+            elif entry.is_file() and suffix in _STATIC_TYPES:
+                files[prefix + entry.name] = (entry.read_bytes(), _STATIC_TYPES[suffix])
     return files
 
 
@@ -183,12 +188,16 @@ def create_app(config: GatewayConfig) -> FastAPI:
         body, media_type = static["index.html"]
         return Response(body, media_type=media_type, headers=_PAGE_HEADERS)
 
-    @app.get("/static/{name}", include_in_schema=False)
+    @app.get("/static/{name:path}", include_in_schema=False)
     async def static_file(name: str) -> Response:
         found = static.get(name)
         if found is None:
             raise StarletteHTTPException(404)
         return Response(found[0], media_type=found[1], headers=_PAGE_HEADERS)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return await static_file("favicon.ico")
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi() -> JSONResponse:
