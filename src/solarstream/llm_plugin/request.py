@@ -40,20 +40,14 @@ def _tool(tool: llm.Tool) -> dict[str, Any]:
 def wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
     """The chain in Upstage's (OpenAI's) message shape.
 
-    Reasoning parts stay out: the API takes no reasoning on messages. A repeated system prompt (llm
-    carries it forward on every turn of a conversation) is sent once.
+    Reasoning parts stay out: the API takes no reasoning on messages.
     """
     out: list[dict[str, Any]] = []
-    system: str | None = None
     for message in messages:
         if message.role == "tool":
             out.extend(_tool_result(part) for part in message.parts if isinstance(part, ToolResultPart))
             continue
         text = "".join(part.text for part in message.parts if isinstance(part, TextPart))
-        if message.role == "system":
-            if text == system or not text:
-                continue
-            system = text
         calls = [_tool_call(part) for part in message.parts if isinstance(part, ToolCallPart)]
         if message.role == "assistant":
             entry: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
