@@ -8,6 +8,7 @@ plugin sent. The Python API (sync and async) is tested in test_llm_plugin_api.py
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from importlib.metadata import version
@@ -26,9 +27,23 @@ from tests.test_cli import ThreadedEmulator
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with ThreadedEmulator() as emulator:
-        yield emulator
+def emu_thread() -> Iterator[ThreadedEmulator]:
+    thread = ThreadedEmulator()
+    with thread:
+        yield thread
+
+
+@pytest.fixture(scope="module")
+def emu(emu_thread: ThreadedEmulator) -> Emulator:
+    assert emu_thread.emulator is not None
+    return emu_thread.emulator
+
+
+def wait_for_disconnects(emu_thread: ThreadedEmulator, count: int) -> int:
+    """Block until the emulator, on its own loop, has seen ``count`` clients leave mid-stream."""
+    assert emu_thread.emulator is not None
+    waiting = emu_thread.emulator.wait_for_disconnects(count)
+    return asyncio.run_coroutine_threadsafe(waiting, emu_thread._loop).result(10)
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,15 @@ from pydantic import ValidationError
 from solarstream.emulator import Emulator, answers
 from solarstream.errors import AuthenticationError, InvalidRequestError, StreamTruncatedError
 from tests.rawserver import RawServer, chunk, sse, sse_reply
-from tests.test_llm_plugin import completion_tokens, emu, last_body, llm_home  # noqa: F401  (fixtures)
+from tests.test_cli import ThreadedEmulator
+from tests.test_llm_plugin import (  # noqa: F401  (emu_thread, emu and llm_home are fixtures)
+    completion_tokens,
+    emu,
+    emu_thread,
+    last_body,
+    llm_home,
+    wait_for_disconnects,
+)
 
 
 def weather(city: str) -> str:
@@ -56,6 +64,16 @@ def test_a_prompt_streams_in_the_emulators_pieces() -> None:
     assert response.resolved_model == "solar-mini-250422"
     assert response.json() is not None
     assert response.json()["choices"][0]["message"]["content"] == text  # type: ignore[index]
+
+
+def test_stopping_early_closes_the_stream(emu_thread: ThreadedEmulator) -> None:  # noqa: F811
+    response = llm.get_model("solar-mini").prompt("Hi [emulate:stall after=2]")
+    pieces = iter(response)
+    assert [next(pieces), next(pieces)] == answers.pieces(answers.answer_text("Hi"))[:2]
+    assert emu_thread.emulator is not None
+    seen = emu_thread.emulator.disconnects
+    pieces.close()  # type: ignore[attr-defined]  # a generator: what Ctrl-C or a break leads to
+    assert wait_for_disconnects(emu_thread, seen + 1) == seen + 1
 
 
 def test_reasoning_and_text_are_separate_events_and_parts() -> None:
@@ -247,6 +265,14 @@ async def test_reasoning_content_and_tool_calls_without_ids(raw_env: RawServer) 
         [("weather", {"city": "Seoul"}, "call_0")]
     assert await response.messages() == [Message("assistant", [
         ReasoningPart("hmm"), ToolCallPart("weather", {"city": "Seoul"}, "call_0")])]
+
+
+async def test_an_async_consumer_that_stops_early_closes_the_stream(raw_env: RawServer) -> None:
+    raw_env.enqueue(sse_reply(sse(chunk("", role="assistant"), chunk("one "), chunk("two ")), end="hang"))
+    events = llm.get_async_model("solar-mini").prompt("Hi").astream_events()  # type: ignore[no-untyped-call]
+    assert (await anext(events)).chunk == "one "
+    await events.aclose()
+    await raw_env.wait_client_disconnects(1)
 
 
 async def test_tool_arguments_that_are_not_json_are_kept_raw(raw_env: RawServer) -> None:
