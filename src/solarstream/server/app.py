@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 from .._http import Timeout
 from .._stream import ChatStream
 from .._version import __version__
-from ..providers import create_provider
+from ..providers import Provider, create_provider
 from ..providers.spec import ModelEntry
 from ..types import Model
 from .accesslog import AccessLogMiddleware, log_info
@@ -58,7 +58,7 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.provider: Any = config.upstream or create_provider(
+        self.provider: Provider = config.upstream or create_provider(
             config.provider,
             api_key=config.upstream_api_key or None,
             base_url=config.upstream_base_url,
