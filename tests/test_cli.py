@@ -602,7 +602,8 @@ def test_the_cli_package_has_no_import_cycle() -> None:
 HELP_FILE = Path(__file__).resolve().parent.parent / "docs" / "cli-help.txt"
 
 #: the --help texts docs/cli-help.txt holds: the group and the commands this package owns
-HELP_COMMANDS: tuple[list[str], ...] = ([], ["chat"], ["logs"], ["logs", "list"], ["models"], ["models", "list"], ["models", "default"])
+HELP_COMMANDS: tuple[list[str], ...] = (
+    [], ["chat"], ["logs"], ["logs", "list"], ["models"], ["models", "list"], ["models", "default"])
 
 
 def help_text() -> str:
