@@ -159,6 +159,22 @@ def test_offline_answers_are_marked_offline() -> None:
     assert "Offline: the answer came from solarstream's built-in emulator" in run(["logs"]).stdout
 
 
+def test_a_reader_that_leaves_gets_the_answer_logged_as_interrupted(user_dirs: UserDirs) -> None:
+    args = [sys.executable, "-m", "solarstream", "chat", "--offline", "go [emulate:slow delay_ms=20]"]
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    head = proc.stdout.read(10)  # like `| head -c 10`
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 1
+    assert b"Traceback" not in proc.stderr.read()
+    proc.stderr.close()
+    [record] = logged()
+    assert record["status"] == "interrupted"
+    assert record["response"].encode().startswith(head)
+    assert record["response"] != answers.answer_text("go [emulate:slow delay_ms=20]")
+
+
 # --- the off switch ------------------------------------------------------------------------------
 
 

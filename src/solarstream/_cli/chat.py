@@ -136,10 +136,9 @@ async def _ask_once(conn: Connection, settings: ChatSettings, session: Session, 
     async with open_client(conn) as client:
         session.endpoint = endpoint_label(conn, client)
         try:
-            await exchange.run(client, renderer)
+            completion = await exchange.run(client, renderer)
         finally:
+            session.record(exchange)  # first: ending the line can fail too (a reader that left)
             renderer.finish()
-            session.record(exchange)
-            completion = exchange.received()
-            if settings.show_usage and exchange.status == "complete" and completion is not None:
-                notice(usage_line(completion.usage))
+    if settings.show_usage:
+        notice(usage_line(completion.usage))

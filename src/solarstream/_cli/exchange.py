@@ -1,8 +1,9 @@
 """One question and its answer, whatever happens to it: the record that the log keeps.
 
 ``Exchange.run`` asks once and renders the answer as it arrives. Afterwards the exchange says how
-it ended (``complete``, ``interrupted`` by Ctrl-C, or ``failed`` with the error line) and holds
-what arrived, so a partial answer is kept and logged as partial, never as complete.
+it ended (``complete``; ``interrupted`` by Ctrl-C or by a reader of stdout that left; ``failed``,
+with the error line) and holds what arrived, so a partial answer is kept and logged as partial,
+never as complete.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class Exchange:
         clock = time.monotonic()
         try:
             return await self._ask(client, renderer)
-        except (asyncio.CancelledError, KeyboardInterrupt):
+        except (asyncio.CancelledError, KeyboardInterrupt, BrokenPipeError):  # Ctrl-C, or the reader left
             self.status = "interrupted"
             raise
         except InvalidRequestError as exc:

@@ -79,7 +79,7 @@ def markdown(record: LogRecord, *, usage: bool = False) -> str:
     return "\n".join(lines)
 
 
-@logs.command(name="list")
+@logs.command(name="list", short_help="Recent prompts and answers (the default command).")
 @click.option("-n", "--count", type=click.IntRange(min=0), default=None,
               help="How many entries, newest last (default 3; 0 for all; all of a conversation with --cid/-c).")
 @click.option("-q", "--query", metavar="TEXT", help="Only entries whose prompt, system prompt or answer has TEXT.")
@@ -119,13 +119,13 @@ def list_logs(count: int | None, query: str | None, model: str | None, conversat
     click.echo("\n".join(markdown(r, usage=usage) for r in records), nl=False)
 
 
-@logs.command(name="path")
+@logs.command(name="path", short_help="Print where the log is.")
 def logs_path() -> None:
     """Print where the log is (set SOLARSTREAM_LOGS_PATH or SOLARSTREAM_DATA_DIR to move it)."""
     click.echo(config.logs_path())
 
 
-@logs.command(name="status")
+@logs.command(name="status", short_help="Whether logging is on, and what the log holds.")
 def logs_status() -> None:
     """Say whether logging is on, where the log is, and how much it holds."""
     click.echo(f"Logging is {'on' if config.logging_enabled() else 'off'}")

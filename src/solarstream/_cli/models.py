@@ -88,7 +88,7 @@ def models() -> None:
     """
 
 
-@models.command(name="list")
+@models.command(name="list", short_help="The model table (the default command); --live asks the API.")
 @click.option("--live", is_flag=True, help="Ask the API (GET /models) instead of the built-in table.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @connection_options
@@ -144,7 +144,7 @@ def check_chat_model(name: str) -> str:
                              param_hint="NAME")
 
 
-@models.command(name="default")
+@models.command(name="default", short_help="Show or set the model chat uses without -m.")
 @click.argument("name", required=False)
 @click.option("--clear", is_flag=True, help="Forget the saved default (chat then uses the built-in one).")
 def default_model(name: str | None, clear: bool) -> None:
