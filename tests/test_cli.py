@@ -2,25 +2,33 @@
 
 The CLI runs its own event loop, so the emulator here serves from a background thread's loop;
 its request records show what the CLI sent. The pty tests (interactive mode, Ctrl-C) are in
-test_cli_pty.py.
+test_cli_pty.py, the log in test_cli_logs.py, the default model in test_cli_models.py.
+
+Every test here and in the other test_cli modules runs with its own data and config directories
+(``user_dirs``): no test reads or writes the real home.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
+import solarstream.cli as cli_module
+from solarstream import __version__
 from solarstream.cli import COMMANDS, cli
-from solarstream.emulator import Emulator
+from solarstream.emulator import Emulator, answers
 
 
 class ThreadedEmulator:
@@ -54,6 +62,34 @@ class ThreadedEmulator:
         self._loop.close()
 
 
+@dataclass(frozen=True)
+class UserDirs:
+    data: Path
+    config: Path
+
+    @property
+    def log(self) -> Path:
+        return self.data / "logs.db"
+
+
+def isolate_user_dirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> UserDirs:
+    """Point every user file solarstream writes at ``tmp_path`` (the XDG variables too, as a
+    second guard); the environment's SOLARSTREAM_MODEL and SOLARSTREAM_LOGS_PATH are removed."""
+    dirs = UserDirs(tmp_path / "data", tmp_path / "config")
+    monkeypatch.setenv("SOLARSTREAM_DATA_DIR", str(dirs.data))
+    monkeypatch.setenv("SOLARSTREAM_CONFIG_DIR", str(dirs.config))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.delenv("SOLARSTREAM_MODEL", raising=False)
+    monkeypatch.delenv("SOLARSTREAM_LOGS_PATH", raising=False)
+    return dirs
+
+
+@pytest.fixture(autouse=True)
+def user_dirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> UserDirs:
+    return isolate_user_dirs(monkeypatch, tmp_path)
+
+
 @pytest.fixture(scope="module")
 def emu() -> Iterator[Emulator]:
     with ThreadedEmulator() as emulator:
@@ -64,7 +100,7 @@ def run(args: list[str], emu: Emulator | None = None, input: str | None = None, 
     """``solarstream ARGS`` pointed at the emulator (unless ``emu`` is None)."""
     if emu is not None:
         args = [args[0], "--base-url", emu.base_url, "--api-key", emu.api_key, "--max-retries", "0", *args[1:]]
-    return CliRunner().invoke(cli, args, input=input, env=env or None, catch_exceptions=False)
+    return CliRunner().invoke(cli, args, input=input, env=env or None, catch_exceptions=False, prog_name="solarstream")
 
 
 def last_body(emu: Emulator) -> dict[str, Any]:
@@ -166,6 +202,115 @@ def test_offline_refuses_a_base_url() -> None:
     result = run(["chat", "--offline", "--base-url", "http://127.0.0.1:1/v1", "Hi"])
     assert result.exit_code == 2
     assert "--offline" in result.stderr
+
+
+def answer_for(text: str) -> str:
+    """The emulator's answer to a last user message ``text``, as printed (one line)."""
+    return answers.answer_text(text) + "\n"
+
+
+def test_stdin_comes_first_then_a_space_then_prompt(emu: Emulator) -> None:
+    # llm's read_prompt: " ".join([stdin_prompt, prompt])
+    result = run(["chat", "Summarise"], emu, input="line one\nline two\n")
+    assert result.exit_code == 0, result.stderr
+    assert last_body(emu)["messages"] == [{"role": "user", "content": "line one\nline two\n Summarise"}]
+    assert result.stdout == answer_for("line one\nline two\n Summarise")
+
+
+def test_blank_stdin_beside_a_prompt_is_ignored(emu: Emulator) -> None:
+    result = run(["chat", "Hello"], emu, input=" \n")
+    assert result.exit_code == 0, result.stderr
+    assert last_body(emu)["messages"] == [{"role": "user", "content": "Hello"}]
+
+
+@pytest.mark.parametrize("args", [["chat", ""], ["chat", "  \n "], ["chat", "-i", ""], [""]])
+def test_blank_prompt_is_bad_usage(emu: Emulator, args: list[str]) -> None:
+    before = len(emu.requests)
+    result = CliRunner().invoke(cli, [*args, "--base-url", emu.base_url, "--api-key", emu.api_key],
+                                input="from stdin\n")
+    assert result.exit_code == 2
+    assert "PROMPT is empty" in result.stderr
+    assert len(emu.requests) == before
+
+
+def test_o_sends_any_parameter_typed_as_json(emu: Emulator) -> None:
+    result = run(["chat", "-m", "solar-pro3", "-o", "top_p", "0.5", "-o", "stop", '["END", "\\n\\n"]',
+                  "-o", "seed", "7", "-o", "reasoning_effort", "high", "-o", "prompt_cache_key", '"123"',
+                  "-o", "response_format", '{"type": "json_object"}', "Answer in JSON"], emu)
+    assert result.exit_code == 0, result.stderr
+    body = last_body(emu)
+    assert (body["top_p"], body["stop"], body["seed"], body["reasoning_effort"], body["prompt_cache_key"]) == \
+        (0.5, ["END", "\n\n"], 7, "high", "123")
+    assert body["response_format"] == {"type": "json_object"}
+    assert json.loads(result.stdout)  # the emulator answers json_object requests with JSON
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["-o", "top_k", "abc"], "solarstream: error: -o top_k: must be a positive integer, not 'abc'"),
+        (["-o", "temperature", "true"], "solarstream: error: -o temperature: must be a number, not bool"),
+        (["-o", "prompt_cache_key", "123"], "solarstream: error: -o prompt_cache_key: must be a string, not int"),
+        (["-m", "solar-mini", "-o", "reasoning_effort", "high"],
+         "solarstream: error: -o reasoning_effort: solar-mini does not reason and Upstage rejects the parameter "
+         "for it; remove it or use solar-pro4 or solar-pro3"),
+    ],
+)
+def test_o_values_are_checked_before_sending_and_the_error_names_o(
+        emu: Emulator, options: list[str], message: str) -> None:
+    before = len(emu.requests)
+    result = run(["chat", *options, "Hi"], emu)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [message]
+    assert len(emu.requests) == before
+
+
+def test_o_unknown_parameter_names_o_and_extra_body(emu: Emulator) -> None:
+    result = run(["chat", "-o", "bogus", "1", "Hi"], emu)
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert line.startswith("solarstream: error: -o bogus: unknown parameter for Upstage; known: frequency_penalty, ")
+    assert line.endswith("(-o extra_body '{...}' sends anything as is)")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["-o", "model", "solar-mini"], "-o: model: use -m/--model"),
+        (["-o", "stream", "false"], "-o: stream: use --no-stream"),
+        (["-o", "api_key", "up_x"], "-o: api_key: use --api-key or $UPSTAGE_API_KEY"),
+        (["-o", "extra_headers", "{}"], "-o: extra_headers: headers cannot be set from the command line"),
+        (["-o", "seed", "1", "-o", "seed", "2"], "-o: seed is given twice"),
+        (["--temperature", "0.3", "-o", "temperature", "0.5"],
+         "temperature is given twice: --temperature and -o temperature; keep one"),
+    ],
+)
+def test_o_refuses_what_has_its_own_option(options: list[str], message: str) -> None:
+    result = run(["chat", "--offline", *options, "Hi"])
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_usage_goes_to_stderr_after_the_answer(emu: Emulator) -> None:
+    result = run(["chat", "-u", "Hello"], emu)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == answer_for("Hello")
+    assert last_body(emu)["stream_options"] == {"include_usage": True}
+    wire = json.loads(run(["chat", "--no-stream", "--json", "Hello"], emu).stdout)["usage"]
+    assert wire["prompt_tokens"] == answers.prompt_tokens([{"role": "user", "content": "Hello"}])
+    assert result.stderr == (f"Token usage: {wire['prompt_tokens']} input, {wire['completion_tokens']} output, "
+                             f"{wire['total_tokens']} total\n")
+
+
+def test_usage_counts_reasoning(emu: Emulator) -> None:
+    result = run(["chat", "--usage", "--no-stream", "-m", "solar-pro3", "Why?"], emu)
+    assert result.exit_code == 0, result.stderr
+    completion = json.loads(run(["chat", "--no-stream", "--json", "-m", "solar-pro3", "Why?"], emu).stdout)
+    usage = completion["usage"]
+    reasoning = usage["completion_tokens_details"]["reasoning_tokens"]
+    assert reasoning > 0
+    assert result.stderr == (f"Token usage: {usage['prompt_tokens']} input, {usage['completion_tokens']} output "
+                             f"({reasoning} reasoning), {usage['total_tokens']} total\n")
 
 
 # --- errors and exit codes ----------------------------------------------------------------------
@@ -315,13 +460,156 @@ def test_serve_without_the_server_extra_says_what_to_install() -> None:
                                    "pip install 'solarstream[server]'")
 
 
+# --- the group: a prompt without 'chat', typos, python -m, completion, start-up ----------------------
+
+
+def test_a_prompt_without_the_chat_word_is_chat(emu: Emulator) -> None:
+    result = CliRunner().invoke(cli, ["--base-url", emu.base_url, "--api-key", emu.api_key, "-m", "solar-mini",
+                                      "What is the time?"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == answer_for("What is the time?")
+    assert last_body(emu)["model"] == "solar-mini"
+
+
+@pytest.mark.parametrize("args", [["--offline", "Hello"], ["Hello", "--offline"], ["hello", "--offline"]])
+def test_offline_prompt_without_the_chat_word(args: list[str]) -> None:
+    result = run(args)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == answer_for(args[0] if args[0] != "--offline" else args[1])
+
+
+def test_piped_stdin_without_any_argument_is_chat(emu: Emulator) -> None:
+    result = run([], input="piped question\n", UPSTAGE_BASE_URL=emu.base_url, UPSTAGE_API_KEY=emu.api_key)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == answer_for("piped question")
+
+
+@pytest.mark.parametrize(("word", "guess"), [("modles", "models"), ("chta", "chat"), ("log", "logs"),
+                                             ("server", "serve"), ("emulator", "emulate")])
+def test_a_misspelled_command_gets_did_you_mean(word: str, guess: str) -> None:
+    result = run([word, "--offline"])
+    assert result.exit_code == 2
+    assert f"Error: no command {word!r}; did you mean {guess!r}? (to ask it as a question: solarstream chat " \
+           f"{word})" in result.stderr
+    assert result.stdout == ""
+
+
+def test_command_names_still_win() -> None:
+    assert "Usage: solarstream chat [OPTIONS] [PROMPT]" in run(["chat", "--help"]).stdout
+    assert run(["models"]).stdout.startswith("NAME ")
+    assert "Usage: solarstream [OPTIONS] COMMAND [ARGS]... | PROMPT" in run(["--help"]).stdout
+
+
+def test_subgroups_suggest_their_commands() -> None:
+    result = run(["logs", "pth"])
+    assert result.exit_code == 2
+    assert "no command 'pth' in 'solarstream logs'; did you mean 'path'?" in result.stderr
+    result = run(["models", "xyz"])
+    assert result.exit_code == 2
+    assert "no command 'xyz' in 'solarstream models'; the commands are default, list" in result.stderr
+
+
+def python_m(*args: str, env: dict[str, str] | None = None, input: str = "") -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "solarstream", *args], input=input, capture_output=True,
+                          text=True, timeout=60, check=False, env=environment)
+
+
+def test_python_m_solarstream_runs_the_cli_with_the_same_exit_codes() -> None:
+    ok = python_m("--offline", "Hi from python -m")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout == answer_for("Hi from python -m")
+    assert python_m("chat", "--offline", "").returncode == 2
+    down = python_m("chat", "--base-url", "http://127.0.0.1:9/v1", "--api-key", "up_x", "--max-retries", "0", "Hi")
+    assert down.returncode == 1
+    assert down.stderr.startswith("solarstream: error: could not connect to 127.0.0.1:9")
+    assert "Traceback" not in down.stderr
+    assert python_m("--version").stdout == f"solarstream, version {__version__}\n"
+
+
+@pytest.mark.parametrize(("shell", "marker"), [
+    ("bash_source", "complete -o nosort -F _solarstream_completion solarstream"),
+    ("zsh_source", "#compdef solarstream"),
+    ("fish_source", "complete --no-files --command solarstream"),
+])
+def test_shell_completion_scripts_are_produced(shell: str, marker: str) -> None:
+    proc = python_m(env={"_SOLARSTREAM_COMPLETE": shell})
+    assert proc.returncode == 0, proc.stderr
+    assert marker in proc.stdout
+    assert "_SOLARSTREAM_COMPLETE" in proc.stdout
+
+
+def complete(words: str) -> list[str]:
+    """What bash completion offers for the last word of ``words``."""
+    parts = words.split(" ")
+    proc = python_m(env={"_SOLARSTREAM_COMPLETE": "bash_complete", "COMP_WORDS": words,
+                         "COMP_CWORD": str(len(parts) - 1)})
+    assert proc.returncode == 0, proc.stderr
+    return [line.split(",", 1)[1] for line in proc.stdout.splitlines()]
+
+
+def test_completion_offers_commands_models_and_logged_conversations(user_dirs: UserDirs) -> None:
+    assert complete("solarstream ") == ["chat", "emulate", "logs", "models", "serve"]
+    assert complete("solarstream lo") == ["logs"]
+    assert complete("solarstream chat -m solar-p") == ["solar-pro4", "solar-pro3"]
+    assert complete("solarstream logs ") == ["list", "off", "on", "path", "status"]
+    assert run(["chat", "--offline", "remember me"]).exit_code == 0
+    cid = json.loads(run(["logs", "--json"]).stdout)[0]["conversation_id"]
+    assert complete(f"solarstream chat --cid {cid[:4]}") == [cid]
+
+
+def test_start_up_imports_only_click() -> None:
+    """`solarstream --help` must stay fast: aiohttp, sqlite3 and the subcommands are imported lazily."""
+    code = ("import sys\nfrom solarstream.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n"
+            "    pass\nheavy = ['aiohttp', 'sqlite3', 'platformdirs', 'solarstream.providers', 'solarstream._cli.chat',"
+            " 'solarstream.emulator']\nprint([m for m in heavy if m in sys.modules])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.stdout.strip().endswith("[]"), proc.stdout + proc.stderr
+
+
+def _imports(path: Path, package: str) -> set[str]:
+    """The modules of ``package`` that the module at ``path`` imports (at any depth in the file)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                found.add(node.module.split(".")[0])
+            else:
+                found.update(alias.name for alias in node.names)
+    return {name for name in found if (path.parent / f"{name}.py").exists()} - {package}
+
+
+def test_the_cli_package_has_no_import_cycle() -> None:
+    package = Path(cli_module.__file__ or "").parent / "_cli"
+    graph = {p.stem: _imports(p, "__init__") for p in package.glob("*.py")}
+    assert "interactive" in graph["chat"]
+    assert "chat" not in graph["interactive"]
+    state: dict[str, str] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            assert state.get(nxt) != "open", f"import cycle: {' -> '.join([*path, node, nxt])}"
+            if nxt not in state:
+                visit(nxt, [*path, node])
+        state[node] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+
+
 HELP_FILE = Path(__file__).resolve().parent.parent / "docs" / "cli-help.txt"
+
+#: the --help texts docs/cli-help.txt holds: the group and the commands this package owns
+HELP_COMMANDS: tuple[list[str], ...] = (
+    [], ["chat"], ["logs"], ["logs", "list"], ["models"], ["models", "list"], ["models", "default"])
 
 
 def help_text() -> str:
     """``--help`` of the group and of the commands this module owns, as docs/cli-help.txt has it."""
     parts = []
-    for args in ([], ["chat"], ["models"]):
+    for args in HELP_COMMANDS:
         result = CliRunner().invoke(cli, [*args, "--help"], prog_name="solarstream", terminal_width=100)
         assert result.exit_code == 0
         parts.append(f"$ solarstream {' '.join([*args, '--help'])}\n{result.stdout}")

@@ -5,16 +5,25 @@ timeout only guards against a hang."""
 from __future__ import annotations
 
 import io
+import json
 import os
+import sqlite3
 import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pexpect
 import pytest
 
-from solarstream._cli.interactive import PROMPT
-from solarstream.emulator import Emulator
-from tests.test_cli import ThreadedEmulator
+from solarstream._cli.interactive import CONTINUATION, PROMPT
+from solarstream.emulator import Emulator, answers
+from tests.test_cli import ThreadedEmulator, UserDirs, isolate_user_dirs
+
+
+@pytest.fixture(autouse=True)
+def user_dirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> UserDirs:
+    return isolate_user_dirs(monkeypatch, tmp_path)
 
 ANSWER_START = "[solarstream emulator] This is an offline test answer"
 
@@ -25,10 +34,16 @@ def emu() -> Iterator[Emulator]:
         yield emulator
 
 
+#: what the child sees of the test's environment: the isolated user directories
+_PASSED_ON = ("SOLARSTREAM_DATA_DIR", "SOLARSTREAM_CONFIG_DIR", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "NETRC")
+
+
 def spawn(*args: str, **env: str) -> pexpect.spawn:
-    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TERM": "xterm", "HOME": os.environ["HOME"],
-                   **env}
-    child = pexpect.spawn(sys.executable, ["-m", "solarstream.cli", *args], env=environment,
+    """``python -m solarstream ARGS`` on a pty, with a home of its own and readline's defaults."""
+    home = Path(os.environ["SOLARSTREAM_DATA_DIR"]).parent
+    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TERM": "xterm", "HOME": str(home),
+                   "INPUTRC": os.devnull, **{k: os.environ[k] for k in _PASSED_ON if k in os.environ}, **env}
+    child = pexpect.spawn(sys.executable, ["-m", "solarstream", *args], env=environment,
                           encoding="utf-8", timeout=30, dimensions=(40, 200))
     child.logfile_read = io.StringIO()  # everything the terminal showed
     return child
@@ -126,3 +141,98 @@ def test_no_color_gives_plain_output() -> None:
     child.expect_exact(ANSWER_START)
     assert finish(child) == 0
     assert "\x1b[" not in shown(child)
+
+
+def logged(user_dirs: UserDirs) -> list[dict[str, Any]]:
+    with sqlite3.connect(user_dirs.log) as db:
+        db.row_factory = sqlite3.Row
+        rows = [dict(row) for row in db.execute("SELECT * FROM responses ORDER BY rowid")]
+    db.close()
+    return rows
+
+
+def test_ctrl_c_in_a_one_shot_answer_is_logged_as_interrupted(user_dirs: UserDirs) -> None:
+    prompt = "slow [emulate:slow delay_ms=200]"
+    child = spawn("chat", "--offline", prompt)
+    child.expect_exact("This is an offline")
+    child.sendintr()
+    child.expect_exact("interrupted")
+    assert finish(child) == 130
+    [record] = logged(user_dirs)
+    assert record["status"] == "interrupted"
+    assert record["response"].startswith(ANSWER_START[:20])
+    assert record["response"] != answers.answer_text(prompt)
+    assert record["finish_reason"] is None
+
+
+def test_ctrl_c_in_a_conversation_logs_the_partial_answer_and_goes_on(emu: Emulator, user_dirs: UserDirs) -> None:
+    child = spawn("chat", "-i", "--base-url", emu.base_url, "--api-key", emu.api_key)
+    child.expect_exact(PROMPT)
+    child.sendline("slow one [emulate:slow delay_ms=200]")
+    child.expect_exact("This is an offline")
+    child.sendintr()
+    child.expect_exact("(answer stopped)")
+    child.expect_exact(PROMPT)
+    child.sendline("quick one")
+    child.expect_exact("You wrote: «quick one».")
+    child.expect_exact(PROMPT)
+    child.sendline("exit")  # as in llm
+    assert finish(child) == 0
+    first, second = logged(user_dirs)
+    assert (first["status"], second["status"]) == ("interrupted", "complete")
+    assert first["conversation_id"] == second["conversation_id"]
+    assert emu.requests[-1].json["messages"][1] == {"role": "assistant", "content": first["response"]}
+
+
+def test_a_pasted_block_is_one_message(emu: Emulator) -> None:
+    child = spawn("chat", "-i", "--base-url", emu.base_url, "--api-key", emu.api_key)
+    child.expect_exact(PROMPT)
+    # a terminal wraps a paste in ESC[200~ ... ESC[201~ and sends its newlines as CR
+    child.send("\x1b[200~first pasted line\rsecond pasted line\x1b[201~\r")
+    child.expect_exact("You wrote: «first pasted line second pasted line».")
+    child.expect_exact(PROMPT)
+    assert emu.requests[-1].json["messages"] == [{"role": "user", "content": "first pasted line\nsecond pasted line"}]
+    child.sendline("/exit")
+    assert finish(child) == 0
+
+
+def test_multi_and_end_make_one_message(emu: Emulator) -> None:
+    child = spawn("chat", "-i", "--base-url", emu.base_url, "--api-key", emu.api_key)
+    child.expect_exact(PROMPT)
+    child.sendline("!multi")
+    child.expect_exact(CONTINUATION)
+    child.sendline("/not a command here")
+    child.expect_exact(CONTINUATION)
+    child.sendline("  indented")
+    child.expect_exact(CONTINUATION)
+    child.sendline("!end")
+    child.expect_exact("You wrote: «/not a command here indented».")
+    child.expect_exact(PROMPT)
+    assert emu.requests[-1].json["messages"][-1]["content"] == "/not a command here\n  indented"
+
+    child.sendline("!multi EOF")  # a custom end, for text that contains !end
+    child.expect_exact(CONTINUATION)
+    child.sendline("!end")
+    child.expect_exact(CONTINUATION)
+    child.sendline("!end EOF")
+    child.expect_exact("You wrote: «!end».")
+    child.expect_exact(PROMPT)
+
+    child.sendline("!multi")  # Ctrl-C drops a block being typed, and stays in the conversation
+    child.expect_exact(CONTINUATION)
+    child.sendline("never sent")
+    child.expect_exact(CONTINUATION)
+    child.sendintr()
+    child.expect_exact("(multi-line message dropped)")
+    child.expect_exact(PROMPT)
+    child.sendline("/exit")
+    assert finish(child) == 0
+    assert all("never sent" not in json.dumps(r.json) for r in emu.requests)
+
+
+def test_no_arguments_on_a_terminal_shows_the_help() -> None:
+    child = spawn()
+    child.expect_exact("Usage: solarstream [OPTIONS] COMMAND [ARGS]... | PROMPT")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert "Commands:" in shown(child)

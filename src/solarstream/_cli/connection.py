@@ -1,12 +1,17 @@
-"""The options that say where requests go (``--api-key``, ``--base-url``, ``--proxy``, ``--offline``)
-and the client they give, with the emulator started in-process for ``--offline``."""
+"""The options that say where requests go (``--api-key``, ``--base-url``, ``--proxy``, ``--offline``,
+``--max-retries``) and the client they give, with the emulator started in-process for ``--offline``.
+
+To add a connection option: add it to ``OPTIONS`` and a field of the same name to ``Connection``;
+every command that uses ``@connection_options`` passes them on with ``Connection.from_options``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
@@ -15,7 +20,7 @@ from .render import notice
 if TYPE_CHECKING:
     from ..client import AsyncClient
 
-__all__ = ["Connection", "connection_options", "open_client"]
+__all__ = ["OPTIONS", "Connection", "connection_options", "endpoint_label", "open_client"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,25 +35,37 @@ class Connection:
     offline: bool = False
     max_retries: int = 2
 
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Connection:
+        """From the keyword arguments that ``connection_options`` gave the command."""
+        return cls(**{f.name: options[f.name] for f in fields(cls) if f.name in options})
+
+    def __repr__(self) -> str:  # never show the key or a proxy password
+        return f"Connection(base_url={self.base_url!r}, offline={self.offline})"
+
     def check(self) -> None:
         if self.offline and (self.base_url or self.api_key or self.proxy):
             raise click.UsageError("--offline talks to the built-in emulator; leave out --base-url, --api-key "
                                    "and --proxy")
 
 
+#: the options, in the order ``--help`` shows them
+OPTIONS: tuple[Callable[[F], F], ...] = (
+    click.option("--api-key", metavar="KEY", help="Upstage API key (default: $UPSTAGE_API_KEY)."),
+    click.option("--base-url", metavar="URL",
+                 help="API base URL (default: $UPSTAGE_BASE_URL, $UPSTAGE_API_BASE, https://api.upstage.ai/v1)."),
+    click.option("--proxy", metavar="URL",
+                 help="http://, https:// or socks5:// proxy (default: $HTTPS_PROXY / $HTTP_PROXY)."),
+    click.option("--offline", is_flag=True,
+                 help="Use the built-in emulator (no key, no network); the output says so."),
+    click.option("--max-retries", type=click.IntRange(min=0), default=2, show_default=True,
+                 help="Retries after connection errors, 429 and 5xx (before any answer arrives)."),
+)
+
+
 def connection_options(fn: F) -> F:
-    """Add the options; the command receives ``api_key``, ``base_url``, ``proxy``, ``offline``, ``max_retries``."""
-    for decorator in reversed((
-        click.option("--api-key", metavar="KEY", help="Upstage API key (default: $UPSTAGE_API_KEY)."),
-        click.option("--base-url", metavar="URL",
-                     help="API base URL (default: $UPSTAGE_BASE_URL, $UPSTAGE_API_BASE, https://api.upstage.ai/v1)."),
-        click.option("--proxy", metavar="URL",
-                     help="http://, https:// or socks5:// proxy (default: $HTTPS_PROXY / $HTTP_PROXY)."),
-        click.option("--offline", is_flag=True,
-                     help="Use the built-in emulator (no key, no network); the output says so."),
-        click.option("--max-retries", type=click.IntRange(min=0), default=2, show_default=True,
-                     help="Retries after connection errors, 429 and 5xx (before any answer arrives)."),
-    )):
+    """Add ``OPTIONS``; the command receives them as keyword arguments (``api_key``, ``base_url``, ...)."""
+    for decorator in reversed(OPTIONS):
         fn = decorator(fn)
     return fn
 
@@ -70,3 +87,20 @@ async def open_client(conn: Connection) -> AsyncIterator[AsyncClient]:
         async with AsyncClient(api_key=emulator.api_key, base_url=emulator.base_url,
                                max_retries=conn.max_retries) as client:
             yield client
+
+
+def endpoint_label(conn: Connection, client: AsyncClient) -> str:
+    """Where the answers came from, safe to store: ``offline``, or the base URL without
+    credentials, query or fragment."""
+    if conn.offline:
+        return "offline"
+    parts = urlsplit(str(client.base_url))
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = f"{host}:{port}" if port else host
+    return parts._replace(netloc=netloc, query="", fragment="").geturl()

@@ -1,8 +1,14 @@
 """``solarstream chat -i``: a conversation at the terminal.
 
-Line editing and history come from the stdlib ``readline`` (arrow keys, Ctrl-R). Ctrl-C while an
-answer streams cancels that answer only: the stream is closed, the partial answer is kept in the
-conversation, and the prompt comes back. At the prompt, Ctrl-C twice in a row or Ctrl-D leaves.
+Line editing and history come from the stdlib ``readline`` (arrow keys, Ctrl-R). A message of
+several lines can be pasted at once: GNU readline 8.1 and later turn bracketed paste on by default,
+so a paste arrives as one message, newlines included (``set enable-bracketed-paste off`` in
+``~/.inputrc`` turns that off). Or type ``!multi`` (as in ``llm``), the lines, and ``!end``;
+``!multi TOKEN`` ends with ``!end TOKEN`` instead, for text that contains ``!end``.
+
+Ctrl-C while an answer streams cancels that answer only: the stream is closed, the partial answer
+is kept in the conversation (and logged as interrupted), and the prompt comes back. At the
+prompt, Ctrl-C twice in a row or Ctrl-D leaves.
 
 Waiting for a line blocks the event loop on purpose: nothing else runs meanwhile (the offline
 emulator, on the same loop, has no request to serve until the line is sent).
@@ -19,24 +25,29 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import SolarstreamError
-from .chat import ChatSettings, answer, first_messages
-from .connection import Connection, open_client
+from .connection import Connection, endpoint_label, open_client
+from .exchange import Exchange, usage_line
+from .failures import error_line
 from .render import Renderer, notice
 from .runner import SigintCancels
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
-    from ..types import Messages
+    from .session import Session
+    from .settings import ChatSettings
 
-__all__ = ["HELP", "PROMPT", "converse"]
+__all__ = ["CONTINUATION", "HELP", "PROMPT", "converse"]
 
 PROMPT = "you> "
+#: the prompt for the lines between !multi and !end
+CONTINUATION = "...> "
 HELP = """\
-/exit             leave (also Ctrl-D, or Ctrl-C twice at the prompt)
-/reset            forget the conversation (the system prompt stays)
+/exit             leave (also exit, quit, Ctrl-D, or Ctrl-C twice at the prompt)
+/reset            start a new conversation (the system prompt stays)
 /model [NAME]     show or change the model
 /system [TEXT]    set the system prompt (no TEXT: remove it)
 /help             this list
+!multi ... !end   a message of several lines (a pasted block is one message too)
 Ctrl-C during an answer stops it; the partial answer stays in the conversation."""
 
 
@@ -45,15 +56,48 @@ def _enable_line_editing() -> None:
         import readline  # noqa: F401  (importing it gives input() line editing and history)
 
 
+class Reader:
+    """Reads the next message: a typed line, a pasted block, or the lines between !multi and !end."""
+
+    def __init__(self) -> None:
+        self._lines: list[str] | None = None  # inside !multi: the lines so far
+        self._end = "!end"
+
+    @property
+    def in_multi(self) -> bool:
+        return self._lines is not None
+
+    def drop(self) -> None:
+        """Forget a !multi message being typed (after Ctrl-C)."""
+        self._lines = None
+
+    def read(self) -> tuple[str, bool] | None:
+        """``(text, typed)``: ``typed`` is False for a !multi message (never a /command); None at EOF."""
+        while True:
+            try:
+                line = input(PROMPT if self._lines is None else CONTINUATION)  # blocks the loop: see the docstring
+            except EOFError:
+                return None
+            if self._lines is not None:
+                if line.strip() == self._end:
+                    text, self._lines = "\n".join(self._lines), None
+                    return text, False
+                self._lines.append(line)
+                continue
+            word, _, token = line.strip().partition(" ")
+            if word == "!multi" and "\n" not in line:
+                self._lines = []
+                self._end = f"!end {token.strip()}" if token.strip() else "!end"
+                continue
+            return line, True
+
+
 class Conversation:
-    """The messages so far and the settings for the next answer."""
+    """The settings for the next answer and the session (turns so far, the log)."""
 
-    def __init__(self, settings: ChatSettings) -> None:
+    def __init__(self, settings: ChatSettings, session: Session) -> None:
         self.settings = settings
-        self.turns: Messages = []
-
-    def messages(self) -> Messages:
-        return [*first_messages(self.settings), *self.turns]
+        self.session = session
 
     def command(self, line: str) -> bool:
         """Apply a /command; False means leave."""
@@ -62,7 +106,7 @@ class Conversation:
         if name in ("exit", "quit"):
             return False
         if name == "reset":
-            self.turns = []
+            self.session.reset()
             notice("(conversation cleared)")
         elif name == "model":
             if arg:
@@ -78,49 +122,63 @@ class Conversation:
         return True
 
 
-async def converse(conn: Connection, settings: ChatSettings, first: str | None) -> None:
+async def converse(conn: Connection, settings: ChatSettings, session: Session, first: str | None) -> None:
     _enable_line_editing()
     # at the prompt Ctrl-C must raise KeyboardInterrupt in input(), not cancel the task (the runner's
     # handler); each answer installs its own handler while it streams
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
-    conversation = Conversation(settings)
+    conversation = Conversation(settings, session)
+    reader = Reader()
     async with open_client(conn) as client:
-        notice(f"solarstream chat with {settings.model}: /help for commands, Ctrl-D to leave")
-        pending = first
+        session.endpoint = endpoint_label(conn, client)
+        if session.conversation_id is not None:
+            notice(f"continuing conversation {session.conversation_id} ({len(session.turns) // 2} earlier turns)")
+        notice(f"solarstream chat with {settings.model}: /help for commands, !multi for several lines, "
+               "Ctrl-D to leave")
+        pending: tuple[str, bool] | None = (first, True) if first is not None else None
         interrupts = 0
         while True:
             if pending is None:
                 try:
-                    line = input(PROMPT)  # noqa: ASYNC250  (blocking on purpose: see the module docstring)
-                except EOFError:
-                    click.echo()
-                    return
+                    message = reader.read()
                 except KeyboardInterrupt:
-                    interrupts += 1
                     click.echo()
+                    if reader.in_multi:
+                        reader.drop()
+                        notice("(multi-line message dropped)")
+                        continue
+                    interrupts += 1
                     if interrupts >= 2:
                         return
                     notice("(press Ctrl-C again or Ctrl-D to leave)")
                     continue
-            else:
-                line, pending = pending, None
-            interrupts = 0
-            line = line.strip()
-            if not line:
-                continue
-            if line.startswith("/"):
-                if not conversation.command(line):
+                if message is None:
+                    click.echo()
                     return
+            else:
+                message, pending = pending, None
+            interrupts = 0
+            text, typed = message
+            text = text.strip()
+            if not text:
                 continue
-            await _turn(client, conversation, line)
+            if typed and "\n" not in text:
+                if text.startswith("/"):
+                    if not conversation.command(text):
+                        return
+                    continue
+                if text in ("exit", "quit"):  # as in llm
+                    return
+            await _turn(client, conversation, text)
 
 
 async def _turn(client: AsyncClient, conversation: Conversation, question: str) -> None:
     """One question and its answer; Ctrl-C cancels only this."""
-    conversation.turns.append({"role": "user", "content": question})
+    settings, session = conversation.settings, conversation.session
+    exchange = Exchange(question, settings, session.messages(settings, question))
     renderer = Renderer()
-    task = asyncio.ensure_future(answer(client, conversation.messages(), conversation.settings, renderer))
+    task = asyncio.ensure_future(exchange.run(client, renderer))
     sigint = SigintCancels(asyncio.get_running_loop(), task)
     try:
         with sigint:  # afterwards Ctrl-C is KeyboardInterrupt again, for input()
@@ -133,22 +191,16 @@ async def _turn(client: AsyncClient, conversation: Conversation, question: str) 
         if not sigint.interrupted:
             raise asyncio.CancelledError
         notice("(answer stopped)")
-        partial = renderer.content
-        if partial:
-            conversation.turns.append({"role": "assistant", "content": partial})
-        else:
-            conversation.turns.pop()
+        session.record(exchange)
         return
+    session.record(exchange)
     exc = task.exception()
     if exc is not None:
-        conversation.turns.pop()
         if isinstance(exc, SolarstreamError):
-            from ..cli import error_line
-
             click.echo(f"solarstream: error: {error_line(exc)}", err=True)
             return
         raise exc
-    completion = task.result()
-    message = completion.choices[0].message if completion.choices else None
-    conversation.turns.append({"role": "assistant", "content": (message.content if message else None) or ""})
+    if settings.show_usage:
+        completion = exchange.received()
+        notice(usage_line(completion.usage if completion is not None else None))
     sys.stdout.flush()

@@ -1,17 +1,22 @@
-"""``solarstream models``: the built-in model table, or (``--live``) what the API lists."""
+"""``solarstream models``: the built-in model table, or (``--live``) what the API lists; and
+``models default [NAME]``, the model ``chat`` uses when ``-m`` is not given."""
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import click
 
 from ..providers.upstage import models as _models
+from . import config
 from .connection import Connection, connection_options, open_client
+from .groups import DefaultGroup, closest
+from .render import notice
 from .runner import run
 
-__all__ = ["describe", "models", "status_of"]
+__all__ = ["check_chat_model", "describe", "models", "status_of"]
 
 
 def _tokens(n: int | None) -> str:
@@ -43,11 +48,17 @@ def status_of(model_id: str) -> str:
     return "not in solarstream's table (sent as written)"
 
 
+def _default_model() -> str:
+    """What ``chat`` uses without ``-m`` (and outside a continued conversation)."""
+    return os.environ.get("SOLARSTREAM_MODEL") or config.saved_default_model() or _models.DEFAULT_MODEL
+
+
 def describe() -> list[dict[str, Any]]:
-    """The table as rows, current models first."""
+    """The table as rows, current models first; ``default`` marks the one ``chat`` uses."""
     rows: list[dict[str, Any]] = []
+    chosen = _models.lookup(_default_model())
     for info in _models.MODELS.values():
-        default = ", default" if info.name == _models.DEFAULT_MODEL else ""
+        default = ", default" if chosen is not None and info.name == chosen.name else ""
         rows.append({"name": info.name, "status": f"current{default}", "dated_id": info.dated_id,
                      "context_window": info.context_window, "max_output": info.max_output,
                      "notes": _capabilities(info)})
@@ -67,19 +78,27 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-@click.command()
+@click.group(cls=DefaultGroup, default="list")
+def models() -> None:
+    """The Solar models, and the default one.
+
+    \b
+    solarstream models [--live] [--json]    the table (the 'list' command)
+    solarstream models default [NAME]       show or set the model chat uses without -m
+    """
+
+
+@models.command(name="list", short_help="The model table (the default command); --live asks the API.")
 @click.option("--live", is_flag=True, help="Ask the API (GET /models) instead of the built-in table.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @connection_options
-def models(live: bool, as_json: bool, api_key: str | None, base_url: str | None, proxy: str | None,
-           offline: bool, max_retries: int) -> None:
+def list_models(live: bool, as_json: bool, **connection: Any) -> None:
     """List the Solar models: current ones with their dated id, retired ones with their successor.
 
     Retired names and aliases still work in requests: they go to the successor (with a warning).
     """
     if live:
-        conn = Connection(api_key=api_key, base_url=base_url, proxy=proxy, offline=offline,
-                          max_retries=max_retries)
+        conn = Connection.from_options(connection)
         conn.check()
         ids = run(_live(conn))
         if as_json:
@@ -104,3 +123,46 @@ async def _live(conn: Connection) -> list[str]:
     async with open_client(conn) as client:
         listed = await client.models.list()
     return [m.id for m in listed]
+
+
+def check_chat_model(name: str) -> str:
+    """The name to save as the default; a usage error that says what is wrong otherwise."""
+    if _models.lookup(name) is not None:
+        return name
+    retired = _models.RETIRED.get(name)
+    if retired is not None:
+        raise click.BadParameter(f"{name!r} is retired (since {retired.retired}); its successor is "
+                                 f"{retired.successor!r}: solarstream models default {retired.successor}",
+                                 param_hint="NAME")
+    if name in _models.EMBEDDING_MODELS:
+        raise click.BadParameter(f"{name!r} is an embedding model; chat needs one of "
+                                 f"{', '.join(_models.MODELS)}", param_hint="NAME")
+    guess = closest(name, [*_models.MODELS, *(m.dated_id for m in _models.MODELS.values())])
+    hint = f"did you mean {guess!r}? " if guess else ""
+    raise click.BadParameter(f"{name!r} is not a Solar chat model; {hint}the current ones are "
+                             f"{', '.join(_models.MODELS)} ('solarstream models' shows them all)",
+                             param_hint="NAME")
+
+
+@models.command(name="default", short_help="Show or set the model chat uses without -m.")
+@click.argument("name", required=False)
+@click.option("--clear", is_flag=True, help="Forget the saved default (chat then uses the built-in one).")
+def default_model(name: str | None, clear: bool) -> None:
+    """Show or set the model chat uses when -m is not given.
+
+    Without NAME, print it. Precedence: -m, then $SOLARSTREAM_MODEL, then (for -c/--cid) the
+    conversation's model, then the default saved here, then the built-in default.
+    """
+    if clear and name:
+        raise click.UsageError("give NAME or --clear, not both")
+    if clear:
+        config.set_saved_default_model(None)
+        notice(f"(default model: {_models.DEFAULT_MODEL}, the built-in one)")
+        return
+    if name is None:
+        click.echo(config.saved_default_model() or _models.DEFAULT_MODEL)
+        env = os.environ.get("SOLARSTREAM_MODEL")
+        if env:
+            notice(f"(SOLARSTREAM_MODEL={env} is set and comes first)")
+        return
+    config.set_saved_default_model(check_chat_model(name))
