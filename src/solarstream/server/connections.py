@@ -198,6 +198,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._stop_clock()
         self.transport.close()
 
+    def shutdown(self) -> None:
+        """Server shutdown: a connection that is only draining a refused request closes now."""
+        if self._lingering >= 0:
+            self.transport.close()
+        else:
+            super().shutdown()
+
     def data_received(self, data: bytes) -> None:
         if self._lingering >= 0:
             self._lingering += len(data)

@@ -74,7 +74,7 @@ def connection_budget(config: GatewayConfig) -> int:
     limits = _fd_limits()
     if limits is None or resource is None or limits[0] == resource.RLIM_INFINITY:
         return config.max_connections
-    return max(16, min(config.max_connections, limits[0] - fd_reserve(config)))
+    return min(config.max_connections, max(16, limits[0] - fd_reserve(config)))
 
 
 def _safe_logging_config(base: dict[str, Any]) -> dict[str, Any]:
