@@ -225,10 +225,10 @@ async def test_at_the_cap_the_longest_waiting_connection_makes_room() -> None:
     async with running_gateway(max_connections=6) as gw:
         guard = guard_of(gw)
         idle = []
-        for count in range(1, 7):  # six connections that never finish a head
+        for _ in range(6):  # six connections that never finish a head, admitted in this order
             idle.append(await connect(gw))
             await idle[-1].send(b"GET /health HTTP/1.1\r\n")
-            await guard.wait_until(lambda g, n=count: g.open == n)  # type: ignore[misc]
+            await guard.wait_until(lambda g: g.open == len(idle))
         async with aiohttp.ClientSession() as session, session.get(f"{gw.base_url}/models") as resp:
             assert resp.status == 200  # a seventh is served ...
             assert (guard.evicted, guard.refused, guard.open) == (1, 0, 6)

@@ -128,7 +128,9 @@ class WebGuardMiddleware:
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers.add_vary_header("Origin")
+                vary = headers.get("vary", "")
+                if "origin" not in (token.strip().lower() for token in vary.split(",")):
+                    headers["Vary"] = f"{vary}, Origin" if vary else "Origin"
                 if origin is not None and "access-control-allow-origin" not in headers:
                     headers["Access-Control-Allow-Origin"] = origin
                     headers["Access-Control-Expose-Headers"] = ", ".join(EXPOSED_HEADERS)
