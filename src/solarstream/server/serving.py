@@ -9,6 +9,7 @@ fits the process's file-descriptor limit); logging through ``logsafe.SafeLogFilt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import ipaddress
 import logging
@@ -34,8 +35,10 @@ __all__ = ["BACKLOG", "GatewayServer", "bind_socket", "build_server", "connectio
 
 log = logging.getLogger("solarstream.server")
 
-#: the listen queue, and how many connections asyncio accepts at once before the protocol sees them
+#: how many connections asyncio accepts in one go, before the protocol (and the cap) sees them
 BACKLOG = 128
+#: the kernel's queue of connections not yet accepted (capped by net.core.somaxconn)
+LISTEN_QUEUE = 4096
 
 
 def fd_reserve(config: GatewayConfig) -> int:
@@ -99,6 +102,12 @@ class GatewayServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        for sock in sockets or ():
+            # asyncio listened with BACKLOG, which is also how many connections it accepts per loop
+            # tick; a longer kernel queue (the same call again) keeps a connection flood from
+            # overflowing it, which would drop a client's SYN and cost it a one-second retransmit
+            with contextlib.suppress(OSError):
+                sock.listen(LISTEN_QUEUE)
         if self.started:
             self.ready.set()
 
