@@ -1,15 +1,16 @@
 """Slow connections against ``solarstream serve --offline`` at a default ``ulimit -n`` of 1024.
 
-    python bench/slowloris.py                          # this checkout, 1,000 slow connections, 20 s
+    python bench/slowloris.py                          # this checkout, 1,050 slow connections, 20 s
     python bench/slowloris.py --src /tmp/before/src    # another checkout's src/ (say, before the guard)
+    python bench/slowloris.py --hard-limit 65536       # soft limit 1024, hard 65536 (serve may raise it)
     python bench/slowloris.py --connections 300 --seconds 5   # quicker
 
-Three processes: the gateway, with RLIMIT_NOFILE soft = hard = 1024 so it cannot raise it (as under a
-default ``ulimit -n``); an attacker that keeps ``--connections`` connections open, each sending a
-partial request head and then one header line every ``--interval`` seconds, and opening a new one
-whenever the server closes one (slowloris); and, once the attacker holds its connections, a normal
-client in this process that makes requests one after another (``GET /v1/models``, then a chat
-completion), each on a new connection with a 5 s timeout, for ``--seconds``.
+Three processes: the gateway, with RLIMIT_NOFILE soft = 1024 and, unless ``--hard-limit`` says
+otherwise, hard = 1024, so it cannot raise it (as under a default ``ulimit -n``); an attacker that keeps
+``--connections`` connections open, each sending a partial request head and then one header line every
+``--interval`` seconds, and opening a new one whenever the server closes one (slowloris); and, once the
+attacker holds its connections, a normal client in this process that makes requests one after another
+(``GET /v1/models``, then a chat completion), each on a new connection with a 5 s timeout, for ``--seconds``.
 """
 
 from __future__ import annotations
@@ -145,9 +146,9 @@ async def _normal_client(base: str, seconds: float) -> ClientStats:
     return stats
 
 
-def _start_gateway(src: Path) -> tuple[subprocess.Popen[str], str, list[str]]:
+def _start_gateway(src: Path, hard_limit: int) -> tuple[subprocess.Popen[str], str, list[str]]:
     code = ("import resource; "
-            f"resource.setrlimit(resource.RLIMIT_NOFILE, ({SERVER_FD_LIMIT}, {SERVER_FD_LIMIT})); "
+            f"resource.setrlimit(resource.RLIMIT_NOFILE, ({SERVER_FD_LIMIT}, {hard_limit})); "
             "from solarstream.cli import main; main()")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UPSTAGE_", "SOLARSTREAM_"))}
     env["PYTHONPATH"] = str(src)
@@ -177,9 +178,9 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def run(src: Path, connections: int, seconds: float, interval: float) -> dict[str, Any]:
-    _raise_own_fd_limit(connections + 500)
-    gateway, base, server_lines = _start_gateway(src)
+def run(src: Path, connections: int, seconds: float, interval: float, hard_limit: int) -> dict[str, Any]:
+    _raise_own_fd_limit(max(connections + 500, hard_limit))
+    gateway, base, server_lines = _start_gateway(src, hard_limit)
     port = base.rsplit(":", 1)[1].split("/")[0]
     attacker = subprocess.Popen(
         [sys.executable, __file__, "--attack", port, "--connections", str(connections), "--interval", str(interval),
@@ -213,7 +214,9 @@ def _fmt(value: float | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--src", type=Path, default=ROOT / "src", help="the src/ directory to run the gateway from")
-    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--connections", type=int, default=1050)
+    parser.add_argument("--hard-limit", type=int, default=SERVER_FD_LIMIT,
+                        help="the gateway's hard RLIMIT_NOFILE (its soft limit is 1024)")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between an attacker's header lines")
     parser.add_argument("--attack", metavar="PORT", help=argparse.SUPPRESS)
@@ -222,9 +225,10 @@ def main() -> None:
         _raise_own_fd_limit(args.connections + 200)
         asyncio.run(_attack(int(args.attack), args.connections, args.interval, args.seconds))
         return
-    result = run(args.src, args.connections, args.seconds, args.interval)
+    result = run(args.src, args.connections, args.seconds, args.interval, args.hard_limit)
     attack = result["attack"]
-    print(f"gateway from {result['src']}, RLIMIT_NOFILE {SERVER_FD_LIMIT}; {result['connections']} slow connections "
+    print(f"gateway from {result['src']}, RLIMIT_NOFILE {SERVER_FD_LIMIT} (hard {args.hard_limit}); "
+          f"{result['connections']} slow connections "
           f"({result['held_at_start']} held when the client started), {result['seconds']:g} s\n")
     print("| normal requests ok | latency p50 / p95 / max, ms | failures | attacker: opened / closed by server "
           "/ connect failures / most held |")

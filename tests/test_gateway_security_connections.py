@@ -11,12 +11,16 @@ import logging
 import resource
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
 import pytest
 
+from solarstream.server import GatewayConfig
+from solarstream.server.config import DEFAULT_MAX_CONNECTIONS
 from solarstream.server.connections import ConnectionGuard
+from solarstream.server.serving import connection_budget, fd_reserve, raise_fd_limit
 from solarstream.server.testing import RunningGateway, running_gateway
 from tests.rawclient import RawClient, RawClients, request_bytes
 
@@ -300,3 +304,21 @@ async def test_a_thousand_slow_connections_do_not_lock_out_a_client(more_files: 
                 assert resp.status == 200
             assert "solarstream emulator" in body["choices"][0]["message"]["content"]
         assert guard.refused == 0
+
+
+def test_the_cap_fits_the_open_file_limit() -> None:
+    """At `ulimit -n 1024` there is room for 704 connections beside the reserve; the cap is lowered to that."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    config = GatewayConfig(upstream_api_key="")
+    assert fd_reserve(config) == 128 + 2 * 64 + 64
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+        assert connection_budget(config) == 704
+        assert connection_budget(replace(config, max_connections=500)) == 500
+        wanted = DEFAULT_MAX_CONNECTIONS + fd_reserve(config)
+        if hard == resource.RLIM_INFINITY or hard >= wanted:
+            raise_fd_limit(config)  # what serve does first
+            assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == wanted
+            assert connection_budget(config) == DEFAULT_MAX_CONNECTIONS
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

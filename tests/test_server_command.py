@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from solarstream.server import GatewayConfig
 from solarstream.server.command import serve
+from solarstream.server.config import DEFAULT_MAX_CONNECTIONS
 from solarstream.server.serving import fd_reserve, is_loopback
 
 
@@ -127,8 +128,9 @@ def test_serve_offline_end_to_end() -> None:
         assert not [line for line in err.splitlines() if line.startswith("FORGED")]
         assert "gw-cli-key-9" not in err
         assert "up_emulator" not in err
-        # serve raised its soft open-file limit so 1000 connections fit beside its reserve
-        assert soft_now is None or soft_now >= min(hard, 1000 + fd_reserve(GatewayConfig(upstream_api_key="")))
+        # serve raised its soft open-file limit so --max-connections fits beside its reserve
+        wanted = DEFAULT_MAX_CONNECTIONS + fd_reserve(GatewayConfig(upstream_api_key=""))
+        assert soft_now is None or soft_now >= min(hard, wanted)
     finally:
         if proc.poll() is None:
             proc.kill()
