@@ -39,7 +39,9 @@ def sse_payloads(raw: bytes) -> list[str]:
 
 
 async def post(session: aiohttp.ClientSession, gw: RunningGateway, body: Any, **kw: Any) -> tuple[int, Any, Any]:
+    """POST a body (a dict is sent as JSON) with ``Content-Type: application/json``, as OpenAI clients do."""
     data = body if isinstance(body, (bytes, str, AsyncIterator)) else json.dumps(body)
+    kw["headers"] = {"Content-Type": "application/json", **kw.get("headers", {})}
     async with session.post(f"{gw.base_url}/chat/completions", data=data, **kw) as resp:
         raw = await resp.read()
         return resp.status, resp.headers, raw

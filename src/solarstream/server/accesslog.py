@@ -2,6 +2,8 @@
 
 A plain ASGI middleware (not ``BaseHTTPMiddleware``, which buffers and hides disconnects). Handlers
 add what only they know (model, stream, usage, how a stream ended) to ``scope["solarstream.log"]``.
+What the client chose (method, path, model) is escaped, so it cannot start a line or fake a field;
+the logger also carries a ``SafeLogFilter``, for every other line the gateway writes.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .logsafe import escape_field, install
+
 __all__ = ["LOG_KEY", "AccessLogMiddleware", "log_info"]
 
 log = logging.getLogger("solarstream.server")
+install(log)
 LOG_KEY = "solarstream.log"
 
 
@@ -51,9 +56,9 @@ class AccessLogMiddleware:
 
 
 def format_line(method: str, path: str, status: int, elapsed_ms: float, info: dict[str, Any]) -> str:
-    parts = [method, path, str(status)]
+    parts = [escape_field(method, 20), escape_field(path, 400), str(status)]
     if "model" in info:
-        parts.append(f"model={info['model']}")
+        parts.append(f"model={escape_field(str(info['model']))}")
     if "stream" in info:
         parts.append(f"stream={'true' if info['stream'] else 'false'}")
     parts.append(f"duration_ms={elapsed_ms:.1f}")
@@ -63,7 +68,7 @@ def format_line(method: str, path: str, status: int, elapsed_ms: float, info: di
     else:
         parts.append("tokens=-")
     if "outcome" in info:
-        parts.append(f"outcome={info['outcome']}")
+        parts.append(f"outcome={escape_field(str(info['outcome']))}")
     if "error" in info:
-        parts.append(f"error={info['error']}")
+        parts.append(f"error={escape_field(str(info['error']))}")  # may be the upstream's code
     return " ".join(parts)

@@ -37,6 +37,7 @@ from .errors import GatewayError, from_exception
 from .openapi import openapi_document
 from .request import parse_chat_body, parse_embeddings_body, read_body
 from .streaming import ClientGone, EventStreamResponse, race_disconnect
+from .webguard import WebGuardMiddleware
 
 __all__ = ["Gateway", "create_app"]
 
@@ -171,7 +172,8 @@ def create_app(config: GatewayConfig) -> FastAPI:
     app = FastAPI(title="solarstream gateway", version=__version__, lifespan=lifespan,
                   openapi_url=None, docs_url=None, redoc_url=None)
     app.state.gateway = gateway
-    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(WebGuardMiddleware, config=config)  # Host, Origin, Content-Type, CORS
+    app.add_middleware(AccessLogMiddleware)  # added last: outermost, so it logs the guard's refusals too
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import socket
 import sys
@@ -13,8 +14,20 @@ import click
 
 from ..errors import InvalidRequestError, MissingAuthError
 from ..providers import create_provider
-from .config import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENCY, GatewayConfig
-from .serving import bind_socket, build_server, is_loopback
+from .config import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEAD_TIMEOUT,
+    DEFAULT_KEEPALIVE_TIMEOUT,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEAD_BYTES,
+    DEFAULT_MAX_HEADERS,
+    GatewayConfig,
+)
+from .hosts import ANY_HOST
+from .logsafe import install
+from .serving import bind_socket, build_server, is_loopback, raise_fd_limit
 
 __all__ = ["serve"]
 
@@ -41,13 +54,32 @@ __all__ = ["serve"]
               help="Retries the gateway makes upstream (clients such as the openai SDK retry themselves).")
 @click.option("--shutdown-timeout", default=30, show_default=True, type=click.IntRange(0),
               help="Seconds to let non-streamed requests finish at shutdown.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests whose Host is NAME (or NAME:PORT); repeatable. Loopback names and the "
+                   "listening address are always answered; '*' turns the check off.")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="URL",
+              help="Let web pages from this origin (e.g. https://app.example) call the API; repeatable.")
+@click.option("--max-connections", default=DEFAULT_MAX_CONNECTIONS, show_default=True, type=click.IntRange(1),
+              help="Open connections at most; at the cap the longest-idle ones without a request are closed.")
+@click.option("--max-head-bytes", default=DEFAULT_MAX_HEAD_BYTES, show_default=True, type=click.IntRange(1024),
+              help="Largest request head (request line and headers); larger: 431.")
+@click.option("--max-headers", default=DEFAULT_MAX_HEADERS, show_default=True, type=click.IntRange(1),
+              help="Most header fields in a request; more: 431.")
+@click.option("--head-timeout", default=DEFAULT_HEAD_TIMEOUT, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds a client has to send a whole request head.")
+@click.option("--body-timeout", default=DEFAULT_BODY_TIMEOUT, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds a client has to send a request body, once the head is in.")
+@click.option("--keepalive-timeout", default=DEFAULT_KEEPALIVE_TIMEOUT, show_default=True,
+              type=click.FloatRange(min=0.1), help="Seconds an idle keep-alive connection stays open.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(
     host: str, port: int, api_key: str | None, provider_name: str, upstream_base_url: str | None,
     strict_params: bool, offline: bool,
     insecure_no_auth: bool, max_concurrency: int, max_body_bytes: int, upstream_max_retries: int,
-    shutdown_timeout: int, log_level: str,
+    shutdown_timeout: int, allowed_hosts: tuple[str, ...], cors_origins: tuple[str, ...], max_connections: int,
+    max_head_bytes: int, max_headers: int, head_timeout: float, body_timeout: float, keepalive_timeout: float,
+    log_level: str,
 ) -> None:
     """Serve the OpenAI wire format (POST /v1/chat/completions, GET /v1/models) and a chat page at /.
 
@@ -60,9 +92,17 @@ def serve(
         )
     if offline and upstream_base_url:
         raise click.UsageError("--offline and --upstream-base-url exclude each other")
-    config = GatewayConfig(upstream_api_key="", api_key=api_key or None, max_concurrency=max_concurrency,
-                           max_body_bytes=max_body_bytes, upstream_max_retries=upstream_max_retries,
-                           provider=provider_name, strict_params=strict_params)
+    try:
+        config = GatewayConfig(
+            upstream_api_key="", api_key=api_key or None, max_concurrency=max_concurrency,
+            max_body_bytes=max_body_bytes, upstream_max_retries=upstream_max_retries,
+            max_connections=max_connections, max_head_bytes=max_head_bytes, max_headers=max_headers,
+            head_timeout=head_timeout, body_timeout=body_timeout, keepalive_timeout=keepalive_timeout,
+            allowed_hosts=(*allowed_hosts, *_bind_name(host)), cors_origins=cors_origins,
+            provider=provider_name, strict_params=strict_params,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if not offline:
         try:
             upstream = create_provider(provider_name)
@@ -76,6 +116,7 @@ def serve(
         except InvalidRequestError as exc:
             raise click.UsageError(exc.message) from None
     _setup_logging(log_level)
+    raise_fd_limit(config)
     try:
         sock = bind_socket(host, port)
     except OSError as exc:
@@ -118,10 +159,23 @@ async def _serve(config: GatewayConfig, sock: socket.socket, log_level: str, shu
     await task
 
 
+def _bind_name(host: str) -> tuple[str, ...]:
+    """A host *name* given to --host (an address is matched anyway) is a name clients will use."""
+    name = host.strip("[]")
+    if name in ("", "localhost", ANY_HOST):
+        return ()
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return (name,)
+    return ()
+
+
 def _setup_logging(level: str) -> None:
     logger = logging.getLogger("solarstream")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        install(handler)  # every line, also the core's, with client or upstream text escaped
         logger.addHandler(handler)
     logger.setLevel(level.upper())

@@ -12,10 +12,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ..providers.openai_compatible import TRANSPORT_KWARGS
 from .errors import GatewayError, bad_request
+from .streaming import ClientGone
 
 __all__ = ["ChatBody", "EmbeddingsBody", "parse_chat_body", "parse_embeddings_body", "read_body"]
 
@@ -35,11 +36,14 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise _too_large(limit)
     parts: list[bytes] = []
     size = 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise _too_large(limit)
-        parts.append(part)
+    try:
+        async for part in request.stream():
+            size += len(part)
+            if size > limit:
+                raise _too_large(limit)
+            parts.append(part)
+    except ClientDisconnect:  # gone mid-body (or cut by the body timeout): not an internal error
+        raise ClientGone from None
     return b"".join(parts)
 
 
