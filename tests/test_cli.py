@@ -249,8 +249,8 @@ def test_o_sends_any_parameter_typed_as_json(emu: Emulator) -> None:
     ("options", "message"),
     [
         (["-o", "top_k", "abc"], "solarstream: error: -o top_k: must be a positive integer, not 'abc'"),
-        (["-o", "temperature", "true"], "solarstream: error: -o temperature: must be a number, not bool"),
-        (["-o", "prompt_cache_key", "123"], "solarstream: error: -o prompt_cache_key: must be a string, not int"),
+        (["-o", "temperature", "true"], "solarstream: error: -o temperature: must be a number, not a boolean"),
+        (["-o", "prompt_cache_key", "123"], "solarstream: error: -o prompt_cache_key: must be a string, not a number"),
         (["-m", "solar-mini", "-o", "reasoning_effort", "high"],
          "solarstream: error: -o reasoning_effort: solar-mini does not reason and Upstage rejects the parameter "
          "for it; remove it or use solar-pro4 or solar-pro3"),

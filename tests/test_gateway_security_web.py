@@ -88,12 +88,16 @@ async def test_json_with_a_utf8_charset_is_served(
 async def test_the_json_rule_holds_for_every_post_not_just_chat(
     gw: RunningGateway, session: aiohttp.ClientSession
 ) -> None:
-    """A future JSON endpoint (/v1/embeddings) is covered before it exists: 415 comes before routing."""
-    status, _, raw = await post(session, f"{gw.base_url}/embeddings", {"Content-Type": "text/plain"})
-    assert status == 415
-    assert envelope(raw)["code"] == "unsupported_media_type"
+    """The rule sits before routing: it covers /v1/embeddings and paths no route serves alike."""
+    for path in ("/embeddings", "/no-such-endpoint"):
+        status, _, raw = await post(session, f"{gw.base_url}{path}", {"Content-Type": "text/plain"})
+        assert status == 415, path
+        assert envelope(raw)["code"] == "unsupported_media_type"
     status, _, raw = await post(session, f"{gw.base_url}/embeddings", JSON, data="{}")
-    assert status == 404  # JSON passes the guard and reaches the router
+    assert status == 400  # JSON passes the guard and reaches the endpoint, which wants a model
+    assert envelope(raw)["param"] == "model"
+    status, _, raw = await post(session, f"{gw.base_url}/no-such-endpoint", JSON, data="{}")
+    assert status == 404
 
 
 async def test_a_post_without_a_body_needs_no_content_type(gw: RunningGateway, session: aiohttp.ClientSession) -> None:

@@ -229,7 +229,7 @@ def apply_rules(table: ParamTable, params: Mapping[str, Any], *, strict: bool, w
             continue
         rule = table.get(name)
         if rule is None:
-            known = ", ".join(sorted(table))
+            known = ", ".join(sorted(n for n, r in table.items() if r.refuse is None))
             raise bad(name, f"unknown parameter for {where}; known: {known} (extra_body={{...}} sends anything as is)")
         if rule.noop is not None and rule.noop(value):
             if strict:

@@ -64,11 +64,11 @@ CHAT_PARAMS: ParamTable = {
     "user": Rule(p.string, noop=lambda v: isinstance(v, str), why="Upstage has no end-user field"),
     "safety_identifier": Rule(p.string, noop=lambda v: isinstance(v, str), why="Upstage has no end-user field"),
     "parallel_tool_calls": Rule(
-        p.boolean, noop=lambda v: isinstance(v, bool), refuse="must be true or false",
+        p.boolean, noop=lambda v: isinstance(v, bool),
         why="Upstage has no such switch: the model makes the tool calls it decides on, one or several"),
     "store": Rule(noop=lambda v: v is False, why="Upstage never stores completions",
                   refuse="store=true is rejected by Upstage (HTTP 400): it does not store completions; remove it"),
-    "metadata": Rule(noop=lambda v: isinstance(v, Mapping), refuse="must be an object",
+    "metadata": Rule(p.mapping, noop=lambda v: isinstance(v, Mapping),
                      why="metadata only labels stored completions, and Upstage stores none"),
     "n": Rule(noop=lambda v: v == 1 and not isinstance(v, bool), why="Upstage gives one answer per request",
               refuse="Upstage gives one answer per request; send n separate requests"),
