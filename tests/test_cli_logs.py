@@ -141,15 +141,23 @@ def test_nothing_secret_is_stored(emu: Emulator, user_dirs: UserDirs) -> None:
 
 
 @pytest.mark.parametrize(("base_url", "label"), [
-    ("https://someone:hunter2@api.example.com:8443/v1?token=abc#frag", "https://api.example.com:8443/v1"),
+    ("https://api.example.com:8443/v1?token=abc#frag", "https://api.example.com:8443/v1"),
     ("http://[::1]:8787/v1", "http://[::1]:8787/v1"),
     ("https://api.upstage.ai/v1", "https://api.upstage.ai/v1"),
 ])
 def test_the_endpoint_is_stored_without_credentials_query_or_fragment(base_url: str, label: str) -> None:
-    # (a base URL with credentials is refused by aiohttp when sending, so this checks the label alone)
     client = AsyncClient(api_key=API_KEY, base_url=base_url)
     assert endpoint_label(Connection(), client) == label
     assert endpoint_label(Connection(offline=True), client) == "offline"
+
+
+def test_a_base_url_with_credentials_is_refused_before_sending() -> None:
+    result = run(["chat", "--base-url", "https://someone:hunter2@api.example.com/v1", "--api-key", API_KEY, "Hi"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "solarstream: error: base URL 'https://***@api.example.com/v1' carries a user name or password; keep it out "
+        "of the URL and pass --api-key instead (or set its variable)"]
+    assert "hunter2" not in result.stderr
 
 
 def test_offline_answers_are_marked_offline() -> None:

@@ -1,5 +1,6 @@
-"""The options that say where requests go (``--api-key``, ``--base-url``, ``--proxy``, ``--offline``,
-``--max-retries``) and the client they give, with the emulator started in-process for ``--offline``.
+"""The options that say where requests go (``--provider``, ``--api-key``, ``--base-url``, ``--proxy``,
+``--ca-bundle``, ``--offline``, ``--max-retries``) and the client they give, with the emulator started
+in-process for ``--offline``.
 
 To add a connection option: add it to ``OPTIONS`` and a field of the same name to ``Connection``;
 every command that uses ``@connection_options`` passes them on with ``Connection.from_options``.
@@ -29,9 +30,11 @@ OFFLINE_NOTICE = "offline: answers come from solarstream's built-in emulator, no
 
 @dataclass(frozen=True)
 class Connection:
+    provider: str = "upstage"
     api_key: str | None = None
     base_url: str | None = None
     proxy: str | None = None
+    ca_bundle: str | None = None
     offline: bool = False
     max_retries: int = 2
 
@@ -44,18 +47,25 @@ class Connection:
         return f"Connection(base_url={self.base_url!r}, offline={self.offline})"
 
     def check(self) -> None:
-        if self.offline and (self.base_url or self.api_key or self.proxy):
-            raise click.UsageError("--offline talks to the built-in emulator; leave out --base-url, --api-key "
-                                   "and --proxy")
+        if self.offline and (self.base_url or self.api_key or self.proxy or self.ca_bundle
+                             or self.provider != "upstage"):
+            raise click.UsageError("--offline talks to the built-in emulator; leave out --provider, --base-url, "
+                                   "--api-key, --proxy and --ca-bundle")
 
 
 #: the options, in the order ``--help`` shows them
 OPTIONS: tuple[Callable[[F], F], ...] = (
-    click.option("--api-key", metavar="KEY", help="Upstage API key (default: $UPSTAGE_API_KEY)."),
+    click.option("--provider", metavar="NAME", default="upstage", show_default=True, envvar="SOLARSTREAM_PROVIDER",
+                 help="Provider: upstage, openai-compatible (vLLM, Ollama, LiteLLM, ...; give --base-url), "
+                      "another registered name, or module:attribute."),
+    click.option("--api-key", metavar="KEY", help="API key (Upstage: default $UPSTAGE_API_KEY)."),
     click.option("--base-url", metavar="URL",
                  help="API base URL (default: $UPSTAGE_BASE_URL, $UPSTAGE_API_BASE, https://api.upstage.ai/v1)."),
     click.option("--proxy", metavar="URL",
                  help="http://, https:// or socks5:// proxy (default: $HTTPS_PROXY / $HTTP_PROXY)."),
+    click.option("--ca-bundle", metavar="PATH", type=click.Path(exists=True, dir_okay=True),
+                 help="Trust these CA certificates (PEM file or directory), e.g. a company's TLS-inspecting proxy "
+                      "(default: $SSL_CERT_FILE, $REQUESTS_CA_BUNDLE, then the system's)."),
     click.option("--offline", is_flag=True,
                  help="Use the built-in emulator (no key, no network); the output says so."),
     click.option("--max-retries", type=click.IntRange(min=0), default=2, show_default=True,
@@ -76,8 +86,13 @@ async def open_client(conn: Connection) -> AsyncIterator[AsyncClient]:
     from ..client import AsyncClient
 
     if not conn.offline:
-        async with AsyncClient(api_key=conn.api_key, base_url=conn.base_url, proxy=conn.proxy,
-                               max_retries=conn.max_retries) as client:
+        from ..providers import create_provider
+
+        provider = create_provider(conn.provider, api_key=conn.api_key, base_url=conn.base_url, proxy=conn.proxy,
+                                   max_retries=conn.max_retries, verify=conn.ca_bundle or True)
+        provider.resolve_api_key()  # no key anywhere: say so before anything else happens
+        provider.resolve_base_url()
+        async with AsyncClient(provider=provider) as client:
             yield client
         return
     from ..emulator import Emulator

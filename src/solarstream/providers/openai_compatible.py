@@ -17,6 +17,7 @@ import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -171,6 +172,9 @@ class OpenAICompatibleProvider(AsyncGeneratorProvider, ProviderModelMixin):
         if not url.isascii() or any(not c.isprintable() or c.isspace() for c in url):
             raise InvalidRequestError(f"base URL {redact_url(url)!r} holds spaces, control or non-ASCII characters",
                                       param="base_url")
+        if "@" in urlsplit(url).netloc:
+            raise InvalidRequestError(f"base URL {redact_url(url)!r} carries a user name or password; keep it "
+                                      "out of the URL and pass api_key= instead (or set its variable)", param="base_url")
         return url
 
     @property
