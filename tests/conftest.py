@@ -19,7 +19,7 @@ _ENV = (
     "UPSTAGE_API_KEY", "UPSTAGE_BASE_URL", "UPSTAGE_API_BASE",
     "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "WS_PROXY", "WSS_PROXY",
     "http_proxy", "https_proxy", "all_proxy", "no_proxy", "ws_proxy", "wss_proxy",
-    "SOLARSTREAM_API_KEY",
+    "SOLARSTREAM_API_KEY", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
 )
 
 

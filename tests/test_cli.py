@@ -32,9 +32,10 @@ from solarstream.emulator import Emulator, answers
 
 
 class ThreadedEmulator:
-    """An ``Emulator`` on its own event loop in a daemon thread."""
+    """An ``Emulator`` on its own event loop in a daemon thread (``options`` go to ``Emulator``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, **options: Any) -> None:
+        self._options = options
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
@@ -43,7 +44,7 @@ class ThreadedEmulator:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        async with Emulator() as emulator:
+        async with Emulator(**self._options) as emulator:
             self.emulator = emulator
             self._ready.set()
             await self._stop.wait()

@@ -320,12 +320,10 @@ class _LoopSessions:
         self.closer: AsyncIterator[None] | None = None
 
     async def aclose(self) -> None:
+        # the closer (below) stays parked: the loop finalises it at shutdown, with nothing left to close
         sessions, self.sessions = list(self.sessions.values()), {}
         for session in sessions:
             await session.close()
-        closer, self.closer = self.closer, None
-        if closer is not None:
-            await closer.aclose()  # type: ignore[attr-defined]
 
 
 async def _close_at_loop_shutdown(holder: _LoopSessions) -> AsyncIterator[None]:

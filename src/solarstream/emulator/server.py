@@ -8,6 +8,7 @@ connections it accepts (tests of connection reuse need that number), and it serv
 from __future__ import annotations
 
 import asyncio
+import ssl as ssl_module
 from collections.abc import Callable, Iterable
 from types import TracebackType
 
@@ -44,8 +45,11 @@ class Emulator:
         clock: Callable[[], float] | None = None,
         history: int = DEFAULT_HISTORY,
         shutdown_timeout: float = 2.0,
+        ssl: ssl_module.SSLContext | None = None,
     ) -> None:
         self.host = host
+        #: serve HTTPS with this context (tests of private CAs and TLS failures)
+        self.ssl = ssl
         self.app = create_app(scenario=scenario, reasoning_field=reasoning_field, rpm=rpm, tpm=tpm,
                               rate_window=rate_window, clock=clock, history=history)
         self._requested_port = port
@@ -73,7 +77,7 @@ class Emulator:
 
         try:
             self._server = await asyncio.get_running_loop().create_server(
-                protocol, self.host, self._requested_port, reuse_address=True)
+                protocol, self.host, self._requested_port, reuse_address=True, ssl=self.ssl)
         except BaseException:
             await runner.cleanup()
             self._runner = None
@@ -103,9 +107,9 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        """``http://host:port`` (no path)."""
+        """``http://host:port`` (``https://`` when serving TLS; no path)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.ssl is not None else 'http'}://{host}:{self.port}"
 
     @property
     def base_url(self) -> str:

@@ -174,7 +174,8 @@ class OpenAICompatibleProvider(AsyncGeneratorProvider, ProviderModelMixin):
                                       param="base_url")
         if "@" in urlsplit(url).netloc:
             raise InvalidRequestError(f"base URL {redact_url(url)!r} carries a user name or password; keep it "
-                                      "out of the URL and pass api_key= instead (or set its variable)", param="base_url")
+                                      "out of the URL and pass api_key= instead (or set its variable)",
+                                      param="base_url")
         return url
 
     @property
