@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import math
-import os
-import ssl
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +27,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
 
+from ._proxies import HTTP_PROXY_SCHEMES, SOCKS_SCHEMES, check_proxy, env_proxy, host_port, is_socks_error, redact_url
+from ._tls import Verify, describe_tls_failure, ssl_context
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -41,7 +40,7 @@ from .errors import (
     error_from_response,
 )
 
-__all__ = ["Deadline", "ErrorMapper", "HTTPClient", "Response", "Timeout", "Verify", "redact_url"]
+__all__ = ["Deadline", "ErrorMapper", "HTTPClient", "Response", "Timeout", "Verify", "check_proxy", "redact_url"]
 
 log = logging.getLogger("solarstream")
 
@@ -49,14 +48,6 @@ USER_AGENT: Final = f"solarstream/{__version__}"
 _ERROR_BODY_LIMIT = 64 * 1024
 _DRAIN_LIMIT = 64 * 1024
 _DRAIN_SECONDS = 0.5
-_PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY")
-_CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
-_SOCKS_SCHEMES = {"socks4", "socks4a", "socks5", "socks5h"}
-_HTTP_PROXY_SCHEMES = {"http", "https"}
-
-#: What ``verify=`` takes, as in httpx and the openai SDK: verify with the system's CAs (True), do
-#: not verify (False), trust a CA bundle file or directory (a path), or use this ``SSLContext``.
-Verify = bool | str | os.PathLike[str] | ssl.SSLContext
 #: Turns an error response (status, raw body, headers) into its typed error: the provider's rules.
 ErrorMapper = Callable[[int, bytes, Mapping[str, str]], APIStatusError]
 
@@ -130,72 +121,6 @@ def _bound(phase: float | None, remaining: float | None) -> float | None:
     if remaining is None:
         return phase
     return remaining if phase is None else min(phase, remaining)
-
-
-def redact_url(url: str) -> str:
-    """The URL without its credentials: safe for messages and logs."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return parts._replace(netloc=f"***@{netloc}").geturl()
-
-
-def _host_port(url: str) -> str:
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    port = port or (443 if parts.scheme in ("https", "wss") else 80)
-    return f"{parts.hostname}:{port}"
-
-
-def check_proxy(proxy: str | None) -> str | None:
-    """Validate a proxy URL early, with a message that never shows its password."""
-    if not proxy:
-        return None
-    scheme = urlsplit(proxy).scheme.lower()
-    if scheme in _HTTP_PROXY_SCHEMES:
-        return proxy
-    if scheme in _SOCKS_SCHEMES:
-        try:
-            import aiohttp_socks  # noqa: F401
-        except ImportError:
-            raise InvalidRequestError(
-                f"SOCKS proxy {redact_url(proxy)} needs the 'socks' extra: pip install 'solarstream[socks]'"
-            ) from None
-        return proxy
-    raise InvalidRequestError(
-        f"unsupported proxy {redact_url(proxy)}: use http://, https://, socks4://, socks5:// or socks5h://"
-    )
-
-
-def ssl_context(verify: Verify = True) -> ssl.SSLContext | bool:
-    """What aiohttp's connector takes for ``verify``; ``True`` honours ``SSL_CERT_FILE`` and
-    ``REQUESTS_CA_BUNDLE`` (a company's TLS-inspecting proxy), else the system's CAs."""
-    if isinstance(verify, ssl.SSLContext):
-        return verify
-    if verify is False:
-        return False
-    if verify is True:
-        bundle = next((os.environ[v] for v in _CA_VARIABLES if os.environ.get(v)), None)
-        if bundle is None:
-            return True  # aiohttp's default context: the system's CAs
-        where = f"${next(v for v in _CA_VARIABLES if os.environ.get(v))}"
-    else:
-        bundle, where = os.fspath(verify), "verify="
-    if not os.path.exists(bundle):
-        raise InvalidRequestError(f"the CA bundle {bundle!r} (from {where}) does not exist; give the path of a "
-                                  "PEM file or directory of certificates", param="verify")
-    try:
-        if os.path.isdir(bundle):
-            return ssl.create_default_context(capath=bundle)
-        return ssl.create_default_context(cafile=bundle)
-    except (ssl.SSLError, ValueError) as exc:
-        raise InvalidRequestError(f"the CA bundle {bundle!r} (from {where}) holds no usable PEM certificates "
-                                  f"({exc.__class__.__name__})", param="verify") from None
 
 
 class Response:
@@ -400,7 +325,7 @@ class HTTPClient:
         if holder.closer is None:
             holder.closer = _close_at_loop_shutdown(holder)
             await holder.closer.__anext__()
-        socks = proxy if proxy and urlsplit(proxy).scheme.lower() in _SOCKS_SCHEMES else None
+        socks = proxy if proxy and urlsplit(proxy).scheme.lower() in SOCKS_SCHEMES else None
         session = holder.sessions.get(socks)
         if session is None or session.closed:
             session = holder.sessions[socks] = self._new_session(socks)
@@ -457,9 +382,9 @@ class HTTPClient:
         proxy = check_proxy(proxy) if proxy is not None else self.proxy
         timeout = timeout or self.timeout
         session = await self._session(proxy)
-        http_proxy = proxy if proxy and urlsplit(proxy).scheme.lower() in _HTTP_PROXY_SCHEMES else None
+        http_proxy = proxy if proxy and urlsplit(proxy).scheme.lower() in HTTP_PROXY_SCHEMES else None
         if proxy is None:
-            proxy = http_proxy = await _env_proxy(url)
+            proxy = http_proxy = await env_proxy(url)
         secret = _bearer(headers)  # redacted from anything the server quotes back
         remaining = deadline.remaining()
         if remaining is not None and remaining <= 0:
@@ -481,7 +406,7 @@ class HTTPClient:
         if resp.status == 407 and http_proxy:
             resp.close()  # the proxy answered for itself (plain http:// through an HTTP proxy)
             raise APIConnectionError(
-                f"the proxy {_host_port(http_proxy)} refused the request: HTTP 407 "
+                f"the proxy {host_port(http_proxy)} refused the request: HTTP 407 "
                 "(check the proxy's user name and password)"
             )
         find_id = request_id or _request_id
@@ -537,39 +462,6 @@ async def _error_body(resp: aiohttp.ClientResponse) -> bytes:
     return bytes(raw[:_ERROR_BODY_LIMIT])
 
 
-async def _env_proxy(url: str) -> str | None:
-    """The HTTP(S)_PROXY / NO_PROXY choice for ``url``, as aiohttp's ``trust_env`` makes it.
-
-    Loopback targets (the emulator, a local gateway) never go through an env proxy, as in Go's
-    ``ProxyFromEnvironment``: a corporate proxy cannot reach this machine's 127.0.0.1.
-    """
-    if not any(os.environ.get(name) for name in _PROXY_VARIABLES):
-        return None  # the common case, checked without scanning the environment (37-49 us a request)
-    if _is_loopback(urlsplit(url).hostname or ""):
-        return None
-    from aiohttp.helpers import get_env_proxy_for_url
-    from yarl import URL
-
-    try:  # reads ~/.netrc for the proxy's credentials: off the loop, as aiohttp does
-        proxy_url, auth = await asyncio.to_thread(get_env_proxy_for_url, URL(url))
-    except LookupError:
-        return None
-    if auth is not None:
-        # credentials go back into the URL: aiohttp sends those for plain http:// requests too
-        # (proxy_headers= reach only CONNECT, and proxy_auth= is deprecated in aiohttp 3.14)
-        proxy_url = proxy_url.with_user(auth.login).with_password(auth.password)
-    return str(proxy_url)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _request_id(headers: Mapping[str, str]) -> str | None:
     for name in ("x-request-id", "request-id"):
         value = headers.get(name)
@@ -584,10 +476,6 @@ def _bearer(headers: Mapping[str, str]) -> str | None:
         if name.lower() == "authorization" and value[:7].lower() == "bearer " and len(value) > 14:
             return value[7:]
     return None
-
-
-def _is_socks_error(exc: BaseException) -> bool:
-    return type(exc).__module__.startswith(("python_socks", "aiohttp_socks"))
 
 
 def _describe(exc: BaseException) -> str:
@@ -611,23 +499,12 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _tls_failure(exc: aiohttp.ClientSSLError) -> str:
-    """Which certificate check failed, in words (hostname mismatch, unknown CA, expired, ...)."""
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        cert_error = exc.certificate_error
-        detail = getattr(cert_error, "verify_message", None) or getattr(cert_error, "reason", None)
-        detail = detail or str(cert_error)
-        return f"the server's certificate was not accepted: {detail}"
-    reason = getattr(getattr(exc, "os_error", None), "reason", None)
-    return f"TLS handshake failed ({reason or type(exc).__name__})"
-
-
 def _connection_error(
     exc: BaseException, url: str, proxy: str | None, timeout: Timeout, deadline: Deadline
 ) -> SolarstreamError | None:
     """The typed error for a failure before any response; None for errors that are not network's."""
-    target = _host_port(url)
-    via = f" via proxy {_host_port(proxy)}" if proxy else ""
+    target = host_port(url)
+    via = f" via proxy {host_port(proxy)}" if proxy else ""
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         remaining = deadline.remaining()
         if remaining is not None and remaining <= 0.001:
@@ -640,15 +517,15 @@ def _connection_error(
                                timer="first_byte")
     if isinstance(exc, aiohttp.ClientHttpProxyError):
         return APIConnectionError(
-            f"the proxy {_host_port(proxy or '')} refused the request: HTTP {exc.status} {exc.message}"
+            f"the proxy {host_port(proxy or '')} refused the request: HTTP {exc.status} {exc.message}"
             + (" (check the proxy's user name and password)" if exc.status == 407 else "")
         )
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
-        return APIConnectionError(f"could not connect to the proxy {_host_port(proxy or '')} ({_describe(exc)})",
+        return APIConnectionError(f"could not connect to the proxy {host_port(proxy or '')} ({_describe(exc)})",
                                   retryable=True)
     if isinstance(exc, aiohttp.ClientSSLError):
-        return APIConnectionError(f"TLS with {target}{via} failed: {_tls_failure(exc)}; if a company proxy or a "
-                                  "private CA signs it, pass verify='/path/to/ca.pem' (--ca-bundle) or set "
+        return APIConnectionError(f"TLS with {target}{via} failed: {describe_tls_failure(exc)}; if a company proxy "
+                                  "or a private CA signs it, pass verify='/path/to/ca.pem' (--ca-bundle) or set "
                                   "SSL_CERT_FILE")
     if isinstance(exc, aiohttp.ClientConnectorError):
         reason = exc.os_error.strerror or type(exc.os_error).__name__
@@ -658,15 +535,15 @@ def _connection_error(
         return InvalidRequestError(f"invalid URL {redact_url(str(exc.url))}", param="base_url")
     if isinstance(exc, (aiohttp.ClientError, OSError, HttpProcessingError)):
         return APIConnectionError(f"the connection to {target}{via} failed ({_describe(exc)})", retryable=True)
-    if isinstance(exc, EOFError) and proxy and urlsplit(proxy).scheme.lower() in _SOCKS_SCHEMES:
+    if isinstance(exc, EOFError) and proxy and urlsplit(proxy).scheme.lower() in SOCKS_SCHEMES:
         # python_socks reads the handshake with readexactly(): a proxy that hangs up (as on a
         # wrong password) surfaces as asyncio.IncompleteReadError
         return APIConnectionError(
-            f"the SOCKS proxy {_host_port(proxy)} closed the connection during the handshake "
+            f"the SOCKS proxy {host_port(proxy)} closed the connection during the handshake "
             "(check the proxy's user name and password)"
         )
-    if _is_socks_error(exc):
+    if is_socks_error(exc):
         # a python_socks ProxyError is the proxy's answer (a rejected password, a refused
         # target), which a retry would only repeat
-        return APIConnectionError(f"the SOCKS proxy {_host_port(proxy or '')} failed ({type(exc).__name__})")
+        return APIConnectionError(f"the SOCKS proxy {host_port(proxy or '')} failed ({type(exc).__name__})")
     return None

@@ -355,7 +355,7 @@ async def _refuse_non_stream(response: Response) -> None:
         raise _stream_error(obj)
     raise StreamError(
         f"expected an event stream but got HTTP {response.status} {kind or 'with no content type'}: "
-        f"{excerpt(text) or '(empty body)'}; is the base URL an Upstage-compatible API?",
+        f"{excerpt(text) or '(empty body)'}; is the base URL an OpenAI-compatible API?",
         body=excerpt(text),
     )
 

@@ -181,7 +181,7 @@ def classify(status: int, code: str | None) -> type[APIStatusError]:
     if status == 403 and code in ("insufficient_quota", "insufficient_credit"):
         return QuotaExceededError
     if status == 429:
-        return QuotaExceededError if code in ("insufficient_quota", "usage_limit_exceeded") else RateLimitError
+        return QuotaExceededError if code == "insufficient_quota" else RateLimitError
     if status >= 500:
         return ServerError
     if status in (400, 404) and code in ("model_not_found", "invalid_model"):

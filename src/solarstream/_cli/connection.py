@@ -28,9 +28,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 OFFLINE_NOTICE = "offline: answers come from solarstream's built-in emulator, not from a real model"
 
 
+DEFAULT_PROVIDER = "upstage"
+
+
 @dataclass(frozen=True)
 class Connection:
-    provider: str = "upstage"
+    provider: str = DEFAULT_PROVIDER
     api_key: str | None = None
     base_url: str | None = None
     proxy: str | None = None
@@ -48,14 +51,15 @@ class Connection:
 
     def check(self) -> None:
         if self.offline and (self.base_url or self.api_key or self.proxy or self.ca_bundle
-                             or self.provider != "upstage"):
+                             or self.provider != DEFAULT_PROVIDER):
             raise click.UsageError("--offline talks to the built-in emulator; leave out --provider, --base-url, "
                                    "--api-key, --proxy and --ca-bundle")
 
 
 #: the options, in the order ``--help`` shows them
 OPTIONS: tuple[Callable[[F], F], ...] = (
-    click.option("--provider", metavar="NAME", default="upstage", show_default=True, envvar="SOLARSTREAM_PROVIDER",
+    click.option("--provider", metavar="NAME", default=DEFAULT_PROVIDER, show_default=True,
+                 envvar="SOLARSTREAM_PROVIDER",
                  help="Provider: upstage, openai-compatible (vLLM, Ollama, LiteLLM, ...; give --base-url), "
                       "another registered name, or module:attribute."),
     click.option("--api-key", metavar="KEY", help="API key (Upstage: default $UPSTAGE_API_KEY)."),

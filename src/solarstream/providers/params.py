@@ -323,9 +323,9 @@ def normalise_messages(messages: Any, rules: MessageRules, *, strict: bool, wher
 
 def _check_message(message: dict[str, Any], role: Any, at: str, rules: MessageRules, where: str) -> None:
     allowed = rules.keys.get(role) if isinstance(role, str) else None
-    if allowed is None:
+    if allowed is None and not (rules.open and isinstance(role, str) and role):
         raise bad(f"{at}.role", f"must be one of {', '.join(rules.keys)}, not {role!r}")
-    if not rules.open:
+    if allowed is not None and not rules.open:
         for key in message:
             if key not in allowed:
                 raise bad(f"{at}.{key}", f"is not accepted on {role} messages by {where}")

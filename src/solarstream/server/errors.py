@@ -100,8 +100,8 @@ def from_exception(exc: BaseException) -> GatewayError:
     if isinstance(exc, AuthenticationError):
         return GatewayError(
             401,
-            "the upstream API rejected the gateway's own key (the gateway operator must fix "
-            f"UPSTAGE_API_KEY): {exc.message}",
+            "the upstream API rejected the gateway's own key (the gateway operator must fix its upstream "
+            f"key): {exc.message}",
             type="authentication_error",
             code=exc.code or "invalid_api_key",
         )
@@ -130,7 +130,7 @@ def from_exception(exc: BaseException) -> GatewayError:
             502, f"the upstream stream failed: {exc.message}", type="server_error", code=exc.code or "upstream_error"
         )
     if isinstance(exc, MissingAuthError):  # serve refuses to start without a key; kept for library users
-        return GatewayError(500, "the gateway has no upstream API key; set UPSTAGE_API_KEY where it runs",
+        return GatewayError(500, f"the gateway has no upstream API key: {exc.message}",
                             type="server_error", code="gateway_misconfigured")
     if isinstance(exc, SolarstreamError):
         return GatewayError(502, exc.message, type="server_error", code="upstream_error")
