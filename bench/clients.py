@@ -99,6 +99,38 @@ class NaiveLoop(Variant):
                         yield content
 
 
+class PooledLoop(Variant):
+    """(f) A minimal hand-written aiohttp loop that keeps one ``ClientSession`` (so its connection is
+    reused, as solarstream's is): the floor for per-request cost. It parses SSE lines as the naive loop
+    does and checks nothing (no validation, no error mapping, no truncation detection)."""
+
+    name, label = "pooled", "raw aiohttp loop, one pooled session"
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url)
+        self._session: aiohttp.ClientSession | None = None
+        self._headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+
+    async def pieces(self, chunks: int) -> AsyncIterator[str]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(headers=self._headers)
+        data = json.dumps({"model": MODEL, "messages": messages_for(chunks), "stream": True})
+        async with self._session.post(self.base_url + "/chat/completions", data=data) as response:
+            response.raise_for_status()
+            async for line in response.content:
+                if line.startswith(b"data: "):
+                    payload = line[6:].strip()
+                    if payload == b"[DONE]":
+                        break
+                    content = json.loads(payload)["choices"][0]["delta"].get("content")
+                    if content:
+                        yield content
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
 class OpenAISDK(Variant):
     """(d) The official ``openai`` SDK: one ``AsyncOpenAI`` client, ``stream=True``."""
 
@@ -154,7 +186,7 @@ class SolarClient(Variant):
 
 
 VARIANTS: dict[str, Callable[[str], Variant]] = {
-    cls.name: cls for cls in (UpstageText, UpstageEvents, NaiveLoop, OpenAISDK, SolarClient)
+    cls.name: cls for cls in (UpstageText, UpstageEvents, NaiveLoop, OpenAISDK, SolarClient, PooledLoop)
 }
 
 

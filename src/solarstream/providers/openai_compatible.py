@@ -45,6 +45,10 @@ GENERIC = ProviderSpec(
 )
 
 
+#: base URLs already found well-formed
+_CHECKED_URLS: set[str] = set()
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     """A validated request, ready to send."""
@@ -117,6 +121,7 @@ class OpenAICompatibleProvider(AsyncGeneratorProvider, ProviderModelMixin):
             raise InvalidRequestError(f"model_policy must be one of {choices}, not {model_policy!r}",
                                       param="model_policy") from None
         self.limiter = limiter or Limiter()
+        self._own_api: dict[str, bool] = {}
         self.name = name or self.spec.name
         self.http = HTTPClient(timeout=self.timeout, proxy=proxy, verify=verify)
 
@@ -152,7 +157,7 @@ class OpenAICompatibleProvider(AsyncGeneratorProvider, ProviderModelMixin):
                 f"no API key for {spec.title}: set {env} or pass api_key=..."
                 + (f" ({spec.key_help})" if spec.key_help else "")
             )
-        if any(c.isspace() or not c.isprintable() for c in key) or not key.isascii():
+        if not (key.isascii() and key.isprintable()) or " " in key:
             raise InvalidRequestError("the API key contains spaces or control characters; check how it was set",
                                       param="api_key")
         return key
@@ -166,6 +171,8 @@ class OpenAICompatibleProvider(AsyncGeneratorProvider, ProviderModelMixin):
             env = " or ".join(spec.base_url_env)
             raise InvalidRequestError(f"no base URL for {spec.title}: pass base_url=..." +
                                       (f" or set {env}" if env else ""), param="base_url")
+        if url in _CHECKED_URLS:
+            return url
         if not url.startswith(("http://", "https://")):
             raise InvalidRequestError(f"base URL must start with http:// or https://, not {redact_url(url)!r}",
                                       param="base_url")
@@ -176,6 +183,8 @@ class OpenAICompatibleProvider(AsyncGeneratorProvider, ProviderModelMixin):
             raise InvalidRequestError(f"base URL {redact_url(url)!r} carries a user name or password; keep it "
                                       "out of the URL and pass api_key= instead (or set its variable)",
                                       param="base_url")
+        if len(_CHECKED_URLS) < 256:  # the check runs per request; the same few URLs come back
+            _CHECKED_URLS.add(url)
         return url
 
     @property
@@ -184,9 +193,13 @@ class OpenAICompatibleProvider(AsyncGeneratorProvider, ProviderModelMixin):
         return self.resolve_base_url()
 
     def model_policy_for(self, base_url: str) -> ModelPolicy:
+        """``AUTO`` decided for ``base_url``: the seed's fallback only against the vendor's own API."""
         if self.model_policy is not ModelPolicy.AUTO:
             return self.model_policy
-        return ModelPolicy.FALLBACK if self.spec.is_own_api(base_url) else ModelPolicy.PASSTHROUGH
+        own = self._own_api.get(base_url)
+        if own is None:
+            own = self._own_api[base_url] = self.spec.is_own_api(base_url)
+        return ModelPolicy.FALLBACK if own else ModelPolicy.PASSTHROUGH
 
     def resolve(self, model: str, base_url: str) -> ResolvedModel:
         catalog = self.spec.catalog
