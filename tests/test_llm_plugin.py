@@ -91,7 +91,8 @@ def completion_tokens(text: str, reasoning: str | None = None) -> int:
 
 def test_llm_finds_the_plugin_through_its_entry_point() -> None:
     plugins = json.loads(ok("plugins").stdout)
-    assert {"name": "solarstream", "hooks": ["register_models"], "version": "0.1.0"} in plugins
+    assert {"name": "solarstream", "hooks": ["register_embedding_models", "register_models"],
+            "version": "0.1.0"} in plugins
 
 
 def test_every_current_model_is_listed_with_its_retired_names_and_dated_id() -> None:

@@ -3,7 +3,7 @@
 Installed with the ``llm`` extra; llm finds it through the ``llm`` entry point. Every current model
 of solarstream's model table is registered under its name and, pinned, under its dated id; retired
 names are llm aliases of their successors (``solar-pro`` -> ``solar-pro4``), so ``llm aliases``
-lists them.
+lists them. The embedding models are registered for ``llm embed``.
 """
 
 from __future__ import annotations
@@ -12,11 +12,21 @@ from collections.abc import Callable
 
 import llm
 
-from ..providers.upstage.models import ALIASES, MODELS
+from ..providers.upstage.models import ALIASES, EMBEDDING_MODELS, MODELS
+from .embeddings import SolarEmbedding
 from .models import AsyncSolarChat, SolarChat, model_error
 from .options import SolarOptions, options_for
 
-__all__ = ["AsyncSolarChat", "SolarChat", "SolarOptions", "model_error", "options_for", "register_models"]
+__all__ = [
+    "AsyncSolarChat",
+    "SolarChat",
+    "SolarEmbedding",
+    "SolarOptions",
+    "model_error",
+    "options_for",
+    "register_embedding_models",
+    "register_models",
+]
 
 
 @llm.hookimpl
@@ -27,3 +37,10 @@ def register_models(register: Callable[..., None]) -> None:
         register(SolarChat(info.name, info), AsyncSolarChat(info.name, info), aliases=aliases)
     for info in MODELS.values():
         register(SolarChat(info.dated_id, info), AsyncSolarChat(info.dated_id, info))
+
+
+@llm.hookimpl
+def register_embedding_models(register: Callable[..., None]) -> None:
+    """Each embedding model (queries and passages are separate models: embed each side with its own)."""
+    for info in EMBEDDING_MODELS.values():
+        register(SolarEmbedding(info))
