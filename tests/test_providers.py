@@ -259,7 +259,7 @@ def test_upstage_knowledge_lives_in_its_package() -> None:
 
 def test_modules_stay_small() -> None:
     sizes = {p.relative_to(SRC).as_posix(): len(p.read_text().splitlines()) for p in _modules()}
-    assert {name: n for name, n in sizes.items() if n > 650} == {}
+    assert {name: n for name, n in sizes.items() if n > 600} == {}
 
 
 def test_no_import_cycles_at_module_level() -> None:
