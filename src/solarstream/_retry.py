@@ -361,7 +361,7 @@ async def call_with_retries(
             if not (rate_limited and limiter is not None):
                 await asyncio.sleep(delay)
             continue
-        if limiter is not None and facts is not None:
+        if limiter is not None and facts is not None and limiter.learn:
             limiter.observe(facts(result))
         if on_grant is not None:
             on_grant(grant)
