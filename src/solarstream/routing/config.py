@@ -33,7 +33,7 @@ __all__ = ["ConfigError", "load_router", "router_from_toml"]
 
 _TOP = {"router", "deployments", "fallbacks", "context_window_fallbacks"}
 _ROUTER_KEYS = {"strategy", "cooldown", "removal_cooldown", "max_wait", "max_attempts", "timeout", "retry_on",
-                "default_fallbacks", "name"}
+                "default_fallbacks", "learn_limits", "name"}
 _DEPLOYMENT_KEYS = {"model_name", "model", "provider", "api_key", "api_key_env", "base_url", "weight", "rpm", "tpm",
                     "name", "timeout", "proxy", "verify", "strict_params"}
 #: deployment keys that configure the provider built for it
@@ -185,6 +185,10 @@ def _router_options(reader: _Reader, table: Any) -> dict[str, Any]:
                                                                                          table["retry_on"]))
     if "default_fallbacks" in table:
         options["default_fallbacks"] = reader.names(("router", "default_fallbacks"), table["default_fallbacks"])
+    if "learn_limits" in table:
+        if not isinstance(table["learn_limits"], bool):
+            raise reader.error(("router", "learn_limits"), f"must be true or false, not {table['learn_limits']!r}")
+        options["learn_limits"] = table["learn_limits"]
     if "name" in table:
         options["name"] = reader.string(("router", "name"), table["name"])
     return options

@@ -139,6 +139,7 @@ class Router(AsyncGeneratorProvider):
         max_attempts: int | None = None,
         retry_on: Sequence[type[BaseException]] = (),
         timeout: Timeout | float | None = None,
+        learn_limits: bool = False,
         name: str = "router",
     ) -> None:
         configs = [Deployment.coerce(d) for d in deployments]
@@ -160,6 +161,8 @@ class Router(AsyncGeneratorProvider):
         self.max_wait = float(max_wait)
         self.max_attempts = max_attempts
         self.retry_on = tuple(retry_on)
+        #: pace each deployment at the limits its rate-limit headers report (not only at configured rpm/tpm)
+        self.learn_limits = learn_limits
         self.timeout = Timeout.coerce(timeout) if timeout is not None else None
         self.fallbacks = _fallback_table(fallbacks, "fallbacks")
         self.context_window_fallbacks = _fallback_table(context_window_fallbacks, "context_window_fallbacks")
@@ -179,7 +182,7 @@ class Router(AsyncGeneratorProvider):
                 raise InvalidRequestError(f"two deployments are named {label!r}; names must be unique",
                                           param="name")
             names.add(label)
-            state = DeploymentState(config, config.build(), label, index, learn=self.strategy.learns,
+            state = DeploymentState(config, config.build(), label, index, learn=learn_limits,
                                     owned=isinstance(config.provider, str))
             self.deployments.append(state)
             if config.model_name == WILDCARD:

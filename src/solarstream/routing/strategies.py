@@ -8,8 +8,8 @@ which a call fails over.
 * ``weighted``: random, in proportion to ``weight`` (g4f's ``shuffle=True`` with equal weights);
 * ``least-in-flight``: the one with the fewest calls in progress;
 * ``usage-based``: the one with the largest share of its rate budget left, as the
-  ``X-Upstage-RateLimit-*`` headers of its last response said; its limits are also learned from
-  those headers and paced, so requests are spread before any 429.
+  ``X-Upstage-RateLimit-*`` headers of its last response said (less the requests sent since).
+  With ``Router(learn_limits=True)`` the limits in those headers also pace each deployment.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ class Strategy:
     """Base: ``pick`` one of ``ready`` (never empty, in configuration order)."""
 
     name: ClassVar[str] = ""
-    #: whether deployments learn their limits from rate-limit headers (and are paced by them)
-    learns: ClassVar[bool] = False
 
     def pick(self, ready: Sequence[DeploymentState]) -> DeploymentState:
         raise NotImplementedError
@@ -68,7 +66,6 @@ class LeastInFlight(Strategy):
 
 class UsageBased(Strategy):
     name = "usage-based"
-    learns = True
 
     def pick(self, ready: Sequence[DeploymentState]) -> DeploymentState:
         return max(ready, key=lambda d: (d.remaining_fraction(), -d.in_flight, -d.index))
