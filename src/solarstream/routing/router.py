@@ -340,7 +340,7 @@ class Router(AsyncGeneratorProvider):
             f"({names}){shown}; retry later", status_code=None, code="no_deployment_available", retry_after=wait)
 
     async def _route(self, call: _Call, messages: Messages, *, stream: bool,
-                     attempt: Callable[[DeploymentState, Prepared, Grant], Awaitable[T]]) -> T:
+                     attempt: Callable[[DeploymentState, Prepared, Grant], Awaitable[T]], chat: bool = True) -> T:
         """Try deployments until one answers or the errors say stop; see the module docstring."""
         if call.timeout is not None:
             call.deadline = call.timeout.deadline()
@@ -348,7 +348,7 @@ class Router(AsyncGeneratorProvider):
         while True:
             state = await self._next(call, 0)
             try:
-                prepared = self._prepare(call, state, messages, stream=stream)
+                prepared = self._prepare(call, state, messages, stream=stream) if chat else None
             except InvalidRequestError as error:  # this deployment refuses the request (another model's rules)
                 log.info("router: %s cannot take this request (%s); skipping it", state.name, reason(error))
                 call.excluded.add(id(state))
@@ -409,6 +409,7 @@ class Router(AsyncGeneratorProvider):
             successor = self._successor(state, error)
             if successor is not None:
                 call.first.append(self._derive(state, f"->{successor}", model=successor))
+                call.max_attempts += 1  # the successor is a new candidate, also for a single deployment
         return decision
 
     def cool(self, state: DeploymentState, error: SolarstreamError, decision: Decision) -> None:
@@ -505,7 +506,7 @@ class Router(AsyncGeneratorProvider):
                 raise
             return state, pieces, ""
 
-        state, pieces, first = await self._route(call, messages, stream=False, attempt=attempt)
+        state, pieces, first = await self._route(call, messages, stream=False, attempt=attempt, chat=False)
         error: BaseException | None = None
         try:
             if first:
@@ -556,7 +557,7 @@ class Router(AsyncGeneratorProvider):
             self._answered(state, grant, None, result.usage.total_tokens if result.usage else None)
             return result
 
-        return await self._route(call, [], stream=False, attempt=attempt)
+        return await self._route(call, [], stream=False, attempt=attempt, chat=False)
 
     def _answered(self, state: DeploymentState, grant: Grant, headers: Mapping[str, str] | None,
                   tokens: int | None) -> None:
