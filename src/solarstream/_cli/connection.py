@@ -93,18 +93,16 @@ async def open_client(conn: Connection) -> AsyncIterator[AsyncClient]:
         return
     if not conn.offline:
         async with AsyncClient(api_key=conn.api_key, base_url=conn.base_url, proxy=conn.proxy,
-                               max_retries=conn.max_retries) as client:
-            async with _with_fallbacks(client, conn) as routed:
-                yield routed
+                               max_retries=conn.max_retries) as client, _with_fallbacks(client, conn) as routed:
+            yield routed
         return
     from ..emulator import Emulator
 
     async with Emulator() as emulator:
         notice(OFFLINE_NOTICE)
         async with AsyncClient(api_key=emulator.api_key, base_url=emulator.base_url,
-                               max_retries=conn.max_retries) as client:
-            async with _with_fallbacks(client, conn) as routed:
-                yield routed
+                               max_retries=conn.max_retries) as client, _with_fallbacks(client, conn) as routed:
+            yield routed
 
 
 @asynccontextmanager
@@ -117,7 +115,8 @@ async def _with_fallbacks(client: AsyncClient, conn: Connection) -> AsyncIterato
     from ..routing import WILDCARD, Deployment, Router
 
     router = Router([Deployment(WILDCARD, provider=client.provider, name="cli")], default_fallbacks=conn.fallbacks)
-    yield AsyncClient(provider=router)
+    async with AsyncClient(provider=router) as routed:
+        yield routed
 
 
 def endpoint_label(conn: Connection, client: AsyncClient) -> str:

@@ -163,7 +163,9 @@ class Router(AsyncGeneratorProvider):
         self.retry_on = tuple(retry_on)
         #: pace each deployment at the limits its rate-limit headers report (not only at configured rpm/tpm)
         self.learn_limits = learn_limits
-        self.timeout = Timeout.coerce(timeout) if timeout is not None else None
+        #: bounds each whole call (attempts and waits for cooldowns): a number is its total in seconds
+        self.timeout = (timeout if isinstance(timeout, Timeout) or timeout is None
+                        else Timeout(total=Timeout.coerce(timeout).connect))
         self.fallbacks = _fallback_table(fallbacks, "fallbacks")
         self.context_window_fallbacks = _fallback_table(context_window_fallbacks, "context_window_fallbacks")
         self.default_fallbacks = list(default_fallbacks)
@@ -432,7 +434,7 @@ class Router(AsyncGeneratorProvider):
 
     # --- the provider interface --------------------------------------------------------------------
 
-    def stream(self, model: str, messages: Messages, proxy: str | None = None, **kwargs: Any) -> ChatStream:
+    def stream(self, model: str, messages: Messages, proxy: str | None = None, **kwargs: Any) -> RoutedStream:
         """A stream that fails over until its first output; validated now against the model's first deployment."""
         call = self._call(model, proxy, kwargs)
         self._validate(call, messages, stream=True)
