@@ -293,10 +293,18 @@ class Router(AsyncGeneratorProvider):
             yield self.group(name)
 
     def _select(self, call: _Call, tokens: int) -> tuple[DeploymentState | None, float | None]:
-        """A ready deployment, else how long until the earliest candidate comes back (None: none left)."""
+        """A deployment to send to now, else how long until the earliest candidate comes back (None: none left).
+
+        Group by group (the model, then its fallbacks): a ready deployment, picked by the strategy; else
+        the one whose rate limit gives it a slot soonest (its limiter waits for that exact slot, so
+        paced deployments lose no time between requests, and a model is not left for its fallback
+        only because it is busy); a group whose deployments all cool down is passed over.
+        """
         earliest: float | None = None
+        remaining = call.deadline.remaining()
         for states in self._candidates(call):
             ready = []
+            paced: tuple[float, DeploymentState] | None = None
             for state in states:
                 key = id(state)
                 if key in call.excluded or key in call.tried:
@@ -304,10 +312,15 @@ class Router(AsyncGeneratorProvider):
                 wait = state.available_in(tokens)
                 if wait <= 0:
                     ready.append(state)
-                elif earliest is None or wait < earliest:
+                    continue
+                if state.cooling_for() <= 0 and (paced is None or wait < paced[0]):
+                    paced = (wait, state)
+                if earliest is None or wait < earliest:
                     earliest = wait
             if ready:
                 return self.strategy.pick(ready), None
+            if paced is not None and paced[0] <= self.max_wait and (remaining is None or paced[0] < remaining):
+                return paced[1], None
         return None, earliest
 
     async def _next(self, call: _Call, tokens: int) -> DeploymentState:
@@ -323,8 +336,7 @@ class Router(AsyncGeneratorProvider):
             remaining = call.deadline.remaining()
             if wait > self.max_wait or (remaining is not None and wait >= remaining):
                 raise self._exhausted(call, wait)
-            log.info("router: every deployment for %r is cooling down or at its rate limit; waiting %.2fs",
-                     call.model, wait)
+            log.debug("router: every deployment for %r is cooling down; waiting %.2fs", call.model, wait)
             await asyncio.sleep(wait)
 
     def _exhausted(self, call: _Call, wait: float | None = None) -> SolarstreamError:
@@ -356,7 +368,10 @@ class Router(AsyncGeneratorProvider):
                 call.excluded.add(id(state))
                 call.errors.append((state, error))
                 continue
-            if previous is not None:
+            if previous is not None and previous[0] is state:
+                log.warning("router: %r tries %s again, its cooldown over, after %s", call.model, state.name,
+                            reason(previous[1]))
+            elif previous is not None:
                 log.warning("router: %r failed over from %s to %s after %s", call.model, previous[0].name,
                             state.name, reason(previous[1]))
             tokens = prepared.tokens if isinstance(prepared, ChatRequest) else 0
@@ -566,8 +581,8 @@ class Router(AsyncGeneratorProvider):
         state.end()
         state.successes += 1
         state.settle(grant, tokens)
-        if headers:
-            state.observe(state.quirks.rate_limits(headers))
+        if headers:  # a completion keeps them as a plain dict: the quirks look names up in lower case
+            state.observe(state.quirks.rate_limits({name.lower(): value for name, value in headers.items()}))
 
     async def list_models(self) -> list[Model]:
         """The public model names (with wildcard deployments: also what their first provider lists)."""
