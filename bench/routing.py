@@ -181,12 +181,14 @@ def report(ttfc: Ttfc, runs: list[Throughput], args: argparse.Namespace) -> str:
     lines += [
         "",
         "- With `learn_limits=True` the router reads `X-Upstage-RateLimit-Limit-*` and `-Interval-*` from the "
-        "first answers and paces each deployment at 97 % of its limit (the core `Limiter`), so the budget is "
-        "used evenly and the emulators refuse almost nothing.",
+        "first answers and paces each deployment at 97 % of its limit (the core `Limiter`, which waits for each "
+        "deployment's exact next slot), so the budget is used evenly and the emulators refuse nothing: 97 % is "
+        "the pacing's headroom, and it holds for any length of run.",
         "- Without it, each deployment runs until the emulator answers 429, then cools down for the advertised "
         "`Retry-After` (whole seconds, rounded up, as Upstage sends it); callers wait for the earliest deployment "
-        "to come back instead of failing, so nothing fails, but the rounding of the advertised waits costs "
-        "throughput with short windows.",
+        "to come back instead of failing, so nothing fails. A sliding window gives its whole budget at once, so "
+        "a run of exactly three windows gets exactly three budgets (100 %); each cycle also loses up to a second "
+        "to the rounding of the advertised waits, which costs more with shorter windows.",
         "",
     ]
     return "\n".join(lines)

@@ -434,3 +434,34 @@ async def test_an_auth_error_everywhere_is_raised(stack: AsyncExitStack) -> None
     with pytest.raises(AuthenticationError):
         await streamed(router)
     assert (a.request_count, b.request_count) == (1, 1)
+
+
+def test_public_names_and_other_spellings() -> None:
+    import solarstream
+    import solarstream.providers
+
+    assert solarstream.Router is Router
+    assert "Router" in solarstream.__all__
+    assert "RetryProvider" in solarstream.providers.__all__
+    assert issubclass(solarstream.providers.RetryProvider, Router)
+    router = Router([{"model_name": "solar-pro4", "litellm_params": {"model": "solar-pro4", "api_key": "up_x",
+                                                                      "api_base": "http://127.0.0.1:9/v1",
+                                                                      "rpm": 10}},
+                     {"model_name": "solar-pro3", "api_key": "up_x"}],
+                    fallbacks=[{"solar-pro4": ["solar-pro3"]}], strategy="simple-shuffle")
+    assert router.deployments[0].config.base_url == "http://127.0.0.1:9/v1"
+    assert router.deployments[0].config.rpm == 10
+    assert router.fallbacks == {"solar-pro4": ["solar-pro3"]}
+    assert router.strategy.name == "weighted"
+    assert Router([on_nothing("solar-pro4"), on_nothing("solar-pro3")], fallbacks=["solar-pro3"]).default_fallbacks \
+        == ["solar-pro3"]
+    with pytest.raises(InvalidRequestError, match="no deployment serves 'solar-mini'"):
+        Router([on_nothing("solar-pro4")], fallbacks={"solar-pro4": ["solar-mini"]})
+    with pytest.raises(InvalidRequestError, match="unknown routing strategy 'fastest'"):
+        Router([on_nothing("solar-pro4")], strategy="fastest")
+    with pytest.raises(InvalidRequestError, match="weight must be a positive number"):
+        on_nothing("solar-pro4", weight=0)
+
+
+def on_nothing(model: str, **fields: Any) -> Deployment:
+    return Deployment(model, api_key="up_x", base_url="http://127.0.0.1:9/v1", **fields)

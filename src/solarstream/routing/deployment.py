@@ -75,13 +75,18 @@ class Deployment:
 
     @classmethod
     def coerce(cls, value: Deployment | Mapping[str, Any]) -> Deployment:
-        """A ``Deployment``, or a mapping of its fields (``api_key_env`` names a variable holding the key)."""
+        """A ``Deployment``, or a mapping of its fields (``api_key_env`` names a variable holding the key;
+        LiteLLM's ``{"model_name": ..., "litellm_params": {"model", "api_key", "api_base", "rpm", ...}}`` works too)."""
         if isinstance(value, Deployment):
             return value
         if not isinstance(value, Mapping):
             raise InvalidRequestError(f"a deployment is a Deployment or a mapping, not {type(value).__name__}",
                                       param="deployments")
         fields = dict(value)
+        nested = fields.pop("litellm_params", None)  # LiteLLM's model_list entries
+        if isinstance(nested, Mapping):
+            for key, item in nested.items():
+                fields.setdefault({"api_base": "base_url"}.get(key, key), item)
         env = fields.pop("api_key_env", None)
         if env is not None:
             key = os.environ.get(env)

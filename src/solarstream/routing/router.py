@@ -166,6 +166,9 @@ class Router(AsyncGeneratorProvider):
         #: bounds each whole call (attempts and waits for cooldowns): a number is its total in seconds
         self.timeout = (timeout if isinstance(timeout, Timeout) or timeout is None
                         else Timeout(total=Timeout.coerce(timeout).connect))
+        if isinstance(fallbacks, Sequence) and not isinstance(fallbacks, str) and fallbacks and \
+                all(isinstance(f, str) for f in fallbacks):
+            default_fallbacks, fallbacks = [*default_fallbacks, *fallbacks], None  # a plain list: for every model
         self.fallbacks = _fallback_table(fallbacks, "fallbacks")
         self.context_window_fallbacks = _fallback_table(context_window_fallbacks, "context_window_fallbacks")
         self.default_fallbacks = list(default_fallbacks)
