@@ -465,3 +465,13 @@ def test_public_names_and_other_spellings() -> None:
 
 def on_nothing(model: str, **fields: Any) -> Deployment:
     return Deployment(model, api_key="up_x", base_url="http://127.0.0.1:9/v1", **fields)
+
+
+async def test_a_deployment_without_a_key_is_removed(stack: AsyncExitStack) -> None:
+    a, b = await emulators(stack, {}, {})
+    router = Router([Deployment("solar-mini", base_url=a.base_url, name="nokey"), on(b, "b")])  # no UPSTAGE_API_KEY
+    assert text_of(await streamed(router)) == ANSWER
+    assert (a.request_count, b.request_count) == (0, 1)
+    status = by_name(router)["nokey"]
+    assert status["cooling"] is True
+    assert status["last_error"]["type"] == "MissingAuthError"

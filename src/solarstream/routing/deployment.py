@@ -86,7 +86,7 @@ class Deployment:
         nested = fields.pop("litellm_params", None)  # LiteLLM's model_list entries
         if isinstance(nested, Mapping):
             for key, item in nested.items():
-                fields.setdefault({"api_base": "base_url"}.get(key, key), item)
+                fields.setdefault("base_url" if key == "api_base" else str(key), item)
         env = fields.pop("api_key_env", None)
         if env is not None:
             key = os.environ.get(env)

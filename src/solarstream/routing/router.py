@@ -15,6 +15,7 @@ decide) -> the deployment's provider (``prepare_chat`` -> ``send``) -> one HTTP 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -26,6 +27,7 @@ from .._retry import Grant
 from .._stream import ChatStream
 from ..errors import (
     InvalidRequestError,
+    MissingAuthError,
     ModelNotSupportedError,
     RateLimitError,
     SolarstreamError,
@@ -276,7 +278,8 @@ class Router(AsyncGeneratorProvider):
     def _validate(self, call: _Call, messages: Messages, *, stream: bool) -> None:
         """Check the request against the model's first deployment now, before anything is sent."""
         state = self.group(call.model)[0]
-        call.prepared[id(state)] = self._prepare(call, state, messages, stream=stream)
+        with contextlib.suppress(MissingAuthError):  # no key there: the call removes it and goes on
+            call.prepared[id(state)] = self._prepare(call, state, messages, stream=stream)
 
     def _prepare(self, call: _Call, state: DeploymentState, messages: Messages, *, stream: bool) -> Prepared:
         if id(state) in call.prepared:
@@ -371,6 +374,11 @@ class Router(AsyncGeneratorProvider):
                 call.excluded.add(id(state))
                 call.errors.append((state, error))
                 continue
+            except MissingAuthError as error:  # no key for this deployment: out, as a refused key would be
+                log.warning("router: %s has no API key (%s); removing it for %gs", state.name, reason(error),
+                            self.removal_cooldown)
+                self._failed(call, state, error)
+                continue
             if previous is not None and previous[0] is state:
                 log.warning("router: %r tries %s again, its cooldown over, after %s", call.model, state.name,
                             reason(previous[1]))
@@ -420,7 +428,7 @@ class Router(AsyncGeneratorProvider):
             call.excluded.add(id(state))
             return decision
         state.failed(error)
-        self.cool(state, error, decision)
+        self._cool(state, error, decision)
         if decision is Decision.FAILOVER:
             call.tried.add(id(state))
             return decision
@@ -432,7 +440,7 @@ class Router(AsyncGeneratorProvider):
                 call.max_attempts += 1  # the successor is a new candidate, also for a single deployment
         return decision
 
-    def cool(self, state: DeploymentState, error: SolarstreamError, decision: Decision) -> None:
+    def _cool(self, state: DeploymentState, error: SolarstreamError, decision: Decision) -> None:
         advised = advised_cooldown(error)
         if decision is Decision.FAILOVER:
             seconds = advised if advised is not None else self.cooldown
@@ -493,7 +501,7 @@ class Router(AsyncGeneratorProvider):
             state.failed(error)
             decision = decide(error, self.retry_on)
             if decision in (Decision.FAILOVER, Decision.REMOVE):
-                self.cool(state, error, decision)
+                self._cool(state, error, decision)
 
     def stream_events(self, model: str, messages: Messages, proxy: str | None = None,
                       **kwargs: Any) -> AsyncIterator[StreamEvent]:
@@ -546,7 +554,7 @@ class Router(AsyncGeneratorProvider):
                 state.failed(error)
                 decision = decide(error, self.retry_on)
                 if decision in (Decision.FAILOVER, Decision.REMOVE):
-                    self.cool(state, error, decision)
+                    self._cool(state, error, decision)
 
     async def complete(self, model: str, messages: Messages, proxy: str | None = None,
                        **kwargs: Any) -> ChatCompletion:

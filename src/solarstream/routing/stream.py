@@ -105,7 +105,7 @@ class RoutedStream(ChatStream):
         self._closed = True
         if self._payloads is not None:
             await self._payloads.aclose()  # type: ignore[attr-defined]
-        elif self._opened is not None:  # started, never iterated
+        if self._opened is not None:  # started and never iterated (else these have been done: no-ops)
             await self._opened.inner.aclose()
             self._opened.finish(_CLOSED_EARLY)
         self._closing()
