@@ -6,6 +6,7 @@ asserts how many requests each upstream received and the exact text the caller g
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -17,7 +18,7 @@ import pytest
 
 from solarstream import AsyncClient, Client, RetryPolicy, Router, Timeout
 from solarstream.emulator import Emulator
-from solarstream.emulator.answers import answer_text, pieces
+from solarstream.emulator.answers import answer_text, pieces, reasoning_text
 from solarstream.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -475,3 +476,19 @@ async def test_a_deployment_without_a_key_is_removed(stack: AsyncExitStack) -> N
     status = by_name(router)["nokey"]
     assert status["cooling"] is True
     assert status["last_error"]["type"] == "MissingAuthError"
+
+
+async def test_concurrent_failovers_with_reasoning_keep_every_piece_once(stack: AsyncExitStack) -> None:
+    """Ten streams at once; a breaks each right after its role chunk, b answers with reasoning and text."""
+    a, b = await emulators(stack, {"scenario": "reset after=0"}, {})
+    router = Router([on(a, "a", model="solar-pro3"), on(b, "b", model="solar-pro3")], strategy="least-in-flight")
+
+    async def one() -> tuple[str, str]:
+        stream = router.stream("solar-pro3", MESSAGES, reasoning_effort="high")
+        await stream.get_final_completion()
+        return stream.reasoning or "", stream.content
+
+    results = await asyncio.gather(*(one() for _ in range(10)))
+    assert results == [(reasoning_text("solar-pro3", "high", PROMPT), ANSWER)] * 10
+    assert b.request_count == 10
+    assert 1 <= a.request_count <= 10  # a cools down after its first reset; calls already under way see it too
