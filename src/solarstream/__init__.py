@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         StreamTruncatedError,
     )
     from .providers import Upstage
+    from .routing import Router
 
 __all__ = [
     "APIConnectionError",
@@ -48,6 +49,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "RetryPolicy",
+    "Router",
     "ServerError",
     "SolarstreamError",
     "StreamError",
@@ -63,6 +65,7 @@ _HOMES = {
     "ChatStream": "._stream",
     "Limiter": "._retry",
     "RetryPolicy": "._retry",
+    "Router": ".routing",
     "Timeout": "._http",
     "Upstage": ".providers",
 }

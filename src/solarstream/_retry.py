@@ -243,6 +243,19 @@ class Limiter:
             self._first_sent = start
         return start, Grant(tokens)
 
+    def wait_time(self, tokens: int = 0) -> float:
+        """Seconds until a request of ``tokens`` estimated tokens could start (0: now), reserving
+        nothing: how a router compares deployments before choosing one."""
+        if not self.limited and self.paused_until == -math.inf:
+            return 0.0
+        now = self._now()
+        start = max(now, self.paused_until)
+        if self._request_rate is not None:
+            start = max(start, self._next_request)
+        if self._token_rate is not None and tokens > 0:
+            start = max(start, self._next_tokens - tokens / self._token_rate)
+        return start - now
+
     async def acquire(self, tokens: int = 0, deadline: Deadline = NO_DEADLINE) -> Grant:
         """Wait for room for one request; raises ``APITimeoutError`` if the wait outlasts ``deadline``."""
         if not self.limited and self.paused_until == -math.inf:

@@ -58,6 +58,11 @@ def _named_params(**values: Any) -> Iterator[tuple[str, Any]]:
               help="A conversation: /exit, /reset, /model NAME, /system TEXT, !multi ... !end, /help. Ctrl-C "
                    "stops an answer (the partial answer is kept in the conversation); Ctrl-C twice or Ctrl-D "
                    "leaves.")
+@click.option("--fallback", "fallbacks", multiple=True, metavar="MODEL",
+              help="A model to try when the model fails before answering (429, 5xx, connection errors, a retired "
+                   "model); repeatable, tried in order.")
+@click.option("--config", "config_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Route through the deployments and fallbacks of this TOML file (docs/routing.md).")
 @connection_options
 def chat(
     prompt: str | None,
@@ -75,6 +80,8 @@ def chat(
     no_log: bool,
     force_log: bool,
     interactive: bool,
+    fallbacks: tuple[str, ...],
+    config_file: str | None,
     **connection: Any,
 ) -> None:
     """Ask a Solar model; the answer streams to stdout.
@@ -91,7 +98,7 @@ def chat(
     Exit status: 0 ok, 1 API or network error, 2 bad usage (also: no API key, or a request that
     is known to be invalid, found before sending), 130 interrupted.
     """
-    conn = Connection.from_options(connection)
+    conn = Connection.from_options({**connection, "fallbacks": fallbacks, "config": config_file})
     conn.check()
     if json_lines and interactive:
         raise click.UsageError("--json is for scripts; it cannot be combined with --interactive")

@@ -40,6 +40,9 @@ class Connection:
     ca_bundle: str | None = None
     offline: bool = False
     max_retries: int = 2
+    #: a routing configuration (``--config FILE``) or models to fall back to (``--fallback``, repeatable)
+    config: str | None = None
+    fallbacks: tuple[str, ...] = ()
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Connection:
@@ -54,6 +57,9 @@ class Connection:
                              or self.provider != DEFAULT_PROVIDER):
             raise click.UsageError("--offline talks to the built-in emulator; leave out --provider, --base-url, "
                                    "--api-key, --proxy and --ca-bundle")
+        if self.config and (self.offline or self.base_url or self.api_key or self.proxy or self.fallbacks):
+            raise click.UsageError("--config declares the upstreams and fallbacks itself; leave out --offline, "
+                                   "--base-url, --api-key, --proxy and --fallback")
 
 
 #: the options, in the order ``--help`` shows them
@@ -89,6 +95,16 @@ async def open_client(conn: Connection) -> AsyncIterator[AsyncClient]:
     """An ``AsyncClient`` for ``conn``; for ``--offline`` the emulator runs on this event loop."""
     from ..client import AsyncClient
 
+    if conn.config:
+        from ..routing import ConfigError, load_router
+
+        try:
+            router = load_router(conn.config)
+        except ConfigError as exc:
+            raise click.UsageError(exc.message) from None
+        async with AsyncClient(provider=router) as client:
+            yield client
+        return
     if not conn.offline:
         from ..providers import create_provider
 
@@ -96,16 +112,30 @@ async def open_client(conn: Connection) -> AsyncIterator[AsyncClient]:
                                    max_retries=conn.max_retries, verify=conn.ca_bundle or True)
         provider.resolve_api_key()  # no key anywhere: say so before anything else happens
         provider.resolve_base_url()
-        async with AsyncClient(provider=provider) as client:
-            yield client
+        async with AsyncClient(provider=provider) as client, _with_fallbacks(client, conn) as routed:
+            yield routed
         return
     from ..emulator import Emulator
 
     async with Emulator() as emulator:
         notice(OFFLINE_NOTICE)
         async with AsyncClient(api_key=emulator.api_key, base_url=emulator.base_url,
-                               max_retries=conn.max_retries) as client:
-            yield client
+                               max_retries=conn.max_retries) as client, _with_fallbacks(client, conn) as routed:
+            yield routed
+
+
+@asynccontextmanager
+async def _with_fallbacks(client: AsyncClient, conn: Connection) -> AsyncIterator[AsyncClient]:
+    """``--fallback``: the same connection for every model, the fallbacks tried in order before the first token."""
+    if not conn.fallbacks:
+        yield client
+        return
+    from ..client import AsyncClient
+    from ..routing import WILDCARD, Deployment, Router
+
+    router = Router([Deployment(WILDCARD, provider=client.provider, name="cli")], default_fallbacks=conn.fallbacks)
+    async with AsyncClient(provider=router) as routed:
+        yield routed
 
 
 def endpoint_label(conn: Connection, client: AsyncClient) -> str:
@@ -113,7 +143,12 @@ def endpoint_label(conn: Connection, client: AsyncClient) -> str:
     credentials, query or fragment."""
     if conn.offline:
         return "offline"
-    parts = urlsplit(str(client.base_url))
+    if conn.config:
+        return "router"
+    base_url = client.base_url
+    if base_url is None:  # --fallback: the router's one provider
+        base_url = getattr(getattr(client.provider, "deployments", [None])[0], "base_url", lambda: None)()
+    parts = urlsplit(str(base_url))
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"

@@ -306,8 +306,9 @@ class OpenAICompatibleProvider(AsyncGeneratorProvider, ProviderModelMixin):
             on_grant=grant.append if grant is not None else None,
         )
 
-    def open_stream(self, request: ChatRequest) -> ChatStream:
-        """A stream for a prepared request; the request is sent by ``start()`` or the first iteration."""
+    def open_stream(self, request: ChatRequest, *, deadline: Deadline | None = None) -> ChatStream:
+        """A stream for a prepared request; the request is sent by ``start()`` or the first iteration.
+        ``deadline`` bounds it as part of a larger call (a router's), instead of its own total timeout."""
         grants: list[Grant] = []
         limiter = self.limiter
 
@@ -315,12 +316,12 @@ class OpenAICompatibleProvider(AsyncGeneratorProvider, ProviderModelMixin):
             if grants:
                 limiter.settle(grants[0], stream.usage.total_tokens if stream.usage else None)
 
-        return ChatStream(lambda: self.send(request, grant=grants), model=request.model,
+        return ChatStream(lambda: self.send(request, deadline=deadline, grant=grants), model=request.model,
                           stop_with_tool_calls=self.spec.quirks.stop_with_tool_calls, on_close=settle)
 
-    async def send_completion(self, request: ChatRequest) -> ChatCompletion:
+    async def send_completion(self, request: ChatRequest, *, deadline: Deadline | None = None) -> ChatCompletion:
         grants: list[Grant] = []
-        response = await self.send(request, grant=grants)
+        response = await self.send(request, deadline=deadline, grant=grants)
         data = await _read_json(response)
         if not isinstance(data, dict):
             raise InvalidRequestError("the API answered with JSON that is not a completion object")

@@ -169,6 +169,10 @@ class Quirks:
             interval_tokens=60.0 if limit_tokens is not None else None,
         )
 
+    def successor(self, error: APIStatusError) -> str | None:
+        """The model that an error about a retired model names as its replacement (generic: none)."""
+        return None
+
     def request_id(self, headers: Mapping[str, str]) -> str | None:
         for name in self.request_id_headers:
             value = headers.get(name)

@@ -233,6 +233,21 @@ def create_app(config: GatewayConfig) -> FastAPI:
     def owned_by() -> str:
         return str(getattr(gateway.provider, "owned_by", "solarstream"))
 
+    @app.get("/v1/router/status")
+    async def router_status(request: Request) -> Response:
+        """The router's live state (``serve --config``): per deployment its cooldown, calls in flight,
+        successes, failures and last error. Behind the gateway key, like the API."""
+        try:
+            gateway.check_auth(request)
+        except GatewayError as exc:
+            return _error_response(exc)
+        status = getattr(gateway.provider, "status", None)
+        if not callable(status):
+            return _error_response(GatewayError(
+                404, "this gateway has no router: start it with 'solarstream serve --config FILE'",
+                code="no_router"))
+        return JSONResponse(status(), headers={"Cache-Control": "no-store"})
+
     @app.get("/v1/models")
     async def list_models(request: Request) -> Response:
         try:

@@ -41,6 +41,9 @@ __all__ = ["serve"]
               help="Upstream provider: a registered name (upstage, openai-compatible, ...) or module:attribute.")
 @click.option("--upstream-base-url", default=None,
               help="Upstream base URL (Upstage: UPSTAGE_BASE_URL, UPSTAGE_API_BASE or https://api.upstage.ai/v1).")
+@click.option("--config", "config_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Route through the deployments, fallbacks and strategy of this TOML file (docs/routing.md); "
+                   "its status is at GET /v1/router/status.")
 @click.option("--strict-params", is_flag=True,
               help="Refuse request parameters that would otherwise be dropped as no-ops (user, n=1, ...).")
 @click.option("--offline", is_flag=True, help="Answer from the built-in emulator (no Upstage key needed).")
@@ -75,7 +78,7 @@ __all__ = ["serve"]
               type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(
     host: str, port: int, api_key: str | None, provider_name: str, upstream_base_url: str | None,
-    strict_params: bool, offline: bool,
+    config_file: str | None, strict_params: bool, offline: bool,
     insecure_no_auth: bool, max_concurrency: int, max_body_bytes: int, upstream_max_retries: int,
     shutdown_timeout: int, allowed_hosts: tuple[str, ...], cors_origins: tuple[str, ...], max_connections: int,
     max_head_bytes: int, max_headers: int, head_timeout: float, body_timeout: float, keepalive_timeout: float,
@@ -92,6 +95,9 @@ def serve(
         )
     if offline and upstream_base_url:
         raise click.UsageError("--offline and --upstream-base-url exclude each other")
+    if config_file and (offline or upstream_base_url or provider_name != "upstage"):
+        raise click.UsageError("--config declares the upstreams itself; leave out --offline, --provider and "
+                               "--upstream-base-url")
     try:
         config = GatewayConfig(
             upstream_api_key="", api_key=api_key or None, max_concurrency=max_concurrency,
@@ -103,7 +109,15 @@ def serve(
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    if not offline:
+    if config_file:
+        from ..routing import ConfigError, load_router
+
+        try:
+            router = load_router(config_file)
+        except ConfigError as exc:
+            raise click.UsageError(exc.message) from None
+        config = replace(config, upstream=router, upstream_label="router")
+    elif not offline:
         try:
             upstream = create_provider(provider_name)
             config = replace(config, upstream_api_key=upstream.resolve_api_key() or "",
@@ -145,6 +159,10 @@ async def _serve(config: GatewayConfig, sock: socket.socket, log_level: str, shu
     shown = f"[{host}]" if ":" in host else host
     upstream = ("the built-in emulator (answers are not from a real model)" if config.upstream_label == "emulator"
                 else config.safe_upstream_url)
+    if config.upstream_label == "router":
+        router = config.upstream
+        upstream = (f"a router of {len(router.deployments)} deployments for {', '.join(router.model_names) or '*'} "
+                    f"(strategy {router.strategy.name}; state at /v1/router/status)")
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
     ready = asyncio.ensure_future(server.ready.wait())
     await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)

@@ -10,6 +10,7 @@ Nothing outside this package (and the emulator) knows any of it.
 from __future__ import annotations
 
 import datetime
+import re
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -34,6 +35,7 @@ from . import models as _models
 __all__ = ["UPSTAGE", "Upstage", "UpstageQuirks"]
 
 _NOT_UPSTAGE = "is not supported by Upstage"
+_SUCCESSOR = re.compile(r"\buse '([A-Za-z0-9][A-Za-z0-9._/:-]*)' instead")
 
 
 def _tools(name: str, value: Any) -> None:
@@ -158,6 +160,13 @@ class UpstageQuirks(Quirks):
             # the only place that says which, so this is the one rule that reads it.
             return ModelNotSupportedError
         return None
+
+    def successor(self, error: APIStatusError) -> str | None:
+        """Upstage names a retired model's replacement: ``... is retired (...); use 'solar-pro3' instead.``"""
+        if not isinstance(error, ModelNotSupportedError):
+            return None
+        found = _SUCCESSOR.search(error.message)
+        return found[1] if found else None
 
     def retry_after(self, headers: Mapping[str, str], now: float | None = None) -> float | None:
         """The standard headers first, else ``X-Upstage-RateLimit-Retry-After-*`` (the later one wins)."""
