@@ -19,8 +19,9 @@ from ..errors import SolarstreamError
 from ..providers import OpenAICompatibleProvider
 from ..providers.base import default_of
 from ..types import AsyncResult, Messages
+from .call import Call
 from .deployment import WILDCARD, Deployment, DeploymentState
-from .router import Router, _Call
+from .router import Router
 
 __all__ = ["RetryNoProviderError", "RetryProvider", "RetryProviderError"]
 
@@ -112,7 +113,7 @@ class RetryProvider(Router):
         async for piece in provider.create_async_generator(model, messages, proxy=proxy, **kwargs):
             yield piece
 
-    def _exhausted(self, call: _Call, wait: float | None = None) -> SolarstreamError:
+    def _exhausted(self, call: Call, wait: float | None = None) -> SolarstreamError:
         failed: dict[str, SolarstreamError] = {}
         for state, error in call.errors:
             failed[_label(self, state)] = error

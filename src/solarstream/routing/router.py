@@ -19,10 +19,9 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from .._http import NO_DEADLINE, Deadline, Timeout
+from .._http import Timeout
 from .._retry import Grant
 from .._stream import ChatStream
 from ..errors import (
@@ -35,6 +34,7 @@ from ..errors import (
 from ..providers import AsyncGeneratorProvider, ChatRequest
 from ..providers.spec import ModelEntry
 from ..types import AsyncResult, ChatCompletion, CreateEmbeddingResponse, Messages, Model, StreamEvent
+from .call import Call, Prepared, fallback_table
 from .deployment import WILDCARD, Deployment, DeploymentState
 from .failover import Decision, advised_cooldown, decide, reason
 from .strategies import Strategy, strategy_named
@@ -49,66 +49,8 @@ T = TypeVar("T")
 #: wildcard deployments materialised per model name, at most (a gateway's clients choose the names)
 _MAX_DERIVED = 1000
 
-#: what a deployment's request is before sending: a prepared request, a stream not yet started, or
-#: nothing (providers that only take whole calls)
-Prepared = ChatRequest | ChatStream | None
-
-
 class NoDeploymentAvailableError(RateLimitError):
     """Every deployment that could serve the call is cooling down for longer than the call may wait."""
-
-
-def _fallback_table(value: Any, what: str) -> dict[str, list[str]]:
-    """``{"a": ["b", "c"]}`` or LiteLLM's ``[{"a": ["b", "c"]}]`` -> ``{"a": ["b", "c"]}``."""
-    if value is None:
-        return {}
-    items: Iterable[tuple[Any, Any]]
-    if isinstance(value, Mapping):
-        items = value.items()
-    elif isinstance(value, Sequence) and not isinstance(value, str):
-        pairs: list[tuple[Any, Any]] = []
-        for entry in value:
-            if not isinstance(entry, Mapping):
-                raise InvalidRequestError(f"{what}: each entry maps a model name to its fallbacks, not "
-                                          f"{type(entry).__name__}", param=what)
-            pairs.extend(entry.items())
-        items = pairs
-    else:
-        raise InvalidRequestError(f"{what} maps model names to lists of fallback model names", param=what)
-    table: dict[str, list[str]] = {}
-    for name, targets in items:
-        if isinstance(targets, str):
-            targets = [targets]
-        if not isinstance(name, str) or not isinstance(targets, Sequence) or \
-                not all(isinstance(t, str) and t for t in targets):
-            raise InvalidRequestError(f"{what}[{name!r}]: a list of model names", param=what)
-        table[name] = list(targets)
-    return table
-
-
-@dataclass
-class _Call:
-    """One routed call: what to send, where it may go, and what happened so far."""
-
-    model: str
-    kwargs: dict[str, Any]
-    proxy: str | None
-    #: model names whose deployments may serve, in order (the asked one, then its fallbacks)
-    groups: list[str]
-    single: bool
-    max_attempts: int
-    timeout: Timeout | None
-    #: deployments tried first (a retired model's successor on the same provider)
-    first: list[DeploymentState] = field(default_factory=list)
-    deadline: Deadline = NO_DEADLINE
-    attempts: int = 0
-    #: out for the rest of this call (removed, wrong model, refused the request before sending)
-    excluded: set[int] = field(default_factory=set)
-    #: failed in this round; they come back after their cooldown once every candidate was tried
-    tried: set[int] = field(default_factory=set)
-    errors: list[tuple[DeploymentState, SolarstreamError]] = field(default_factory=list)
-    prepared: dict[int, Prepared] = field(default_factory=dict)
-    context_switched: bool = False
 
 
 class Router(AsyncGeneratorProvider):
@@ -171,8 +113,8 @@ class Router(AsyncGeneratorProvider):
         if isinstance(fallbacks, Sequence) and not isinstance(fallbacks, str) and fallbacks and \
                 all(isinstance(f, str) for f in fallbacks):
             default_fallbacks, fallbacks = [*default_fallbacks, *fallbacks], None  # a plain list: for every model
-        self.fallbacks = _fallback_table(fallbacks, "fallbacks")
-        self.context_window_fallbacks = _fallback_table(context_window_fallbacks, "context_window_fallbacks")
+        self.fallbacks = fallback_table(fallbacks, "fallbacks")
+        self.context_window_fallbacks = fallback_table(context_window_fallbacks, "context_window_fallbacks")
         self.default_fallbacks = list(default_fallbacks)
         self.deployments: list[DeploymentState] = []
         #: the deployment that answered the latest call (g4f's ``last_provider``)
@@ -252,7 +194,7 @@ class Router(AsyncGeneratorProvider):
 
     # --- a call ---------------------------------------------------------------------------------
 
-    def _call(self, model: str, proxy: str | None, kwargs: dict[str, Any]) -> _Call:
+    def _call(self, model: str, proxy: str | None, kwargs: dict[str, Any]) -> Call:
         model = self._resolve_model(model)
         groups = [model, *self.fallbacks.get(model, self.default_fallbacks)]
         candidates = {id(s) for name in groups for s in self.group(name)}
@@ -260,10 +202,10 @@ class Router(AsyncGeneratorProvider):
         single = len(candidates) == 1
         timeout = kwargs.get("timeout")
         limit = self.max_attempts or (1 if single else 2 * len(candidates))
-        return _Call(model, kwargs, proxy, groups, single, limit,
+        return Call(model, kwargs, proxy, groups, single, limit,
                      Timeout.coerce(timeout) if timeout is not None else self.timeout)
 
-    def _kwargs(self, call: _Call, state: DeploymentState) -> dict[str, Any]:
+    def _kwargs(self, call: Call, state: DeploymentState) -> dict[str, Any]:
         kwargs = dict(call.kwargs)
         if not call.single and state.streams:
             kwargs["max_retries"] = 0  # the router is the retry loop: the next deployment, at once
@@ -275,13 +217,13 @@ class Router(AsyncGeneratorProvider):
                 kwargs["base_url"] = config.base_url
         return kwargs
 
-    def _validate(self, call: _Call, messages: Messages, *, stream: bool) -> None:
+    def _validate(self, call: Call, messages: Messages, *, stream: bool) -> None:
         """Check the request against the model's first deployment now, before anything is sent."""
         state = self.group(call.model)[0]
         with contextlib.suppress(MissingAuthError):  # no key there: the call removes it and goes on
             call.prepared[id(state)] = self._prepare(call, state, messages, stream=stream)
 
-    def _prepare(self, call: _Call, state: DeploymentState, messages: Messages, *, stream: bool) -> Prepared:
+    def _prepare(self, call: Call, state: DeploymentState, messages: Messages, *, stream: bool) -> Prepared:
         if id(state) in call.prepared:
             return call.prepared.pop(id(state))
         provider = state.provider
@@ -292,13 +234,13 @@ class Router(AsyncGeneratorProvider):
             return provider.stream(state.model, messages, proxy=call.proxy, **self._kwargs(call, state))  # type: ignore[no-any-return]
         return None
 
-    def _candidates(self, call: _Call) -> Iterable[list[DeploymentState]]:
+    def _candidates(self, call: Call) -> Iterable[list[DeploymentState]]:
         if call.first:
             yield call.first
         for name in call.groups:
             yield self.group(name)
 
-    def _select(self, call: _Call, tokens: int) -> tuple[DeploymentState | None, float | None]:
+    def _select(self, call: Call, tokens: int) -> tuple[DeploymentState | None, float | None]:
         """A deployment to send to now, else how long until the earliest candidate comes back (None: none left).
 
         Group by group (the model, then its fallbacks): a ready deployment, picked by the strategy; else
@@ -329,7 +271,7 @@ class Router(AsyncGeneratorProvider):
                 return paced[1], None
         return None, earliest
 
-    async def _next(self, call: _Call, tokens: int) -> DeploymentState:
+    async def _next(self, call: Call, tokens: int) -> DeploymentState:
         while True:
             state, wait = self._select(call, tokens)
             if state is not None:
@@ -345,7 +287,7 @@ class Router(AsyncGeneratorProvider):
             log.debug("router: every deployment for %r is cooling down; waiting %.2fs", call.model, wait)
             await asyncio.sleep(wait)
 
-    def _exhausted(self, call: _Call, wait: float | None = None) -> SolarstreamError:
+    def _exhausted(self, call: Call, wait: float | None = None) -> SolarstreamError:
         """The error a call ends with when no deployment is left: the last one's, else a 429 saying when."""
         if call.errors:
             error = call.errors[-1][1]
@@ -359,7 +301,7 @@ class Router(AsyncGeneratorProvider):
             f"no deployment can serve {call.model!r} now: every one is cooling down or at its rate limit "
             f"({names}){shown}; retry later", status_code=None, code="no_deployment_available", retry_after=wait)
 
-    async def _route(self, call: _Call, messages: Messages, *, stream: bool,
+    async def _route(self, call: Call, messages: Messages, *, stream: bool,
                      attempt: Callable[[DeploymentState, Prepared, Grant], Awaitable[T]], chat: bool = True) -> T:
         """Try deployments until one answers or the errors say stop; see the module docstring."""
         if call.timeout is not None:
@@ -413,7 +355,7 @@ class Router(AsyncGeneratorProvider):
                 self.last_deployment = state
                 return result
 
-    def _failed(self, call: _Call, state: DeploymentState, error: SolarstreamError) -> Decision:
+    def _failed(self, call: Call, state: DeploymentState, error: SolarstreamError) -> Decision:
         """Record a failed attempt, cool the deployment as the error says, and change the plan."""
         decision = decide(error, self.retry_on)
         if decision is Decision.RAISE:
@@ -517,7 +459,7 @@ class Router(AsyncGeneratorProvider):
             return self.stream(model, messages, proxy=proxy, **kwargs).text()
         return self._text(call, messages)
 
-    async def _text(self, call: _Call, messages: Messages) -> AsyncResult:
+    async def _text(self, call: Call, messages: Messages) -> AsyncResult:
         """Text pieces through each deployment's own ``create_async_generator`` (providers that only
         give text, as the seed's do): failing over until the first piece, never after it."""
 

@@ -95,7 +95,9 @@ def serve(
         )
     if offline and upstream_base_url:
         raise click.UsageError("--offline and --upstream-base-url exclude each other")
-    if config_file and (offline or upstream_base_url or provider_name != "upstage"):
+    provider_given = click.get_current_context().get_parameter_source("provider_name") is not (
+        click.core.ParameterSource.DEFAULT)
+    if config_file and (offline or upstream_base_url or provider_given):
         raise click.UsageError("--config declares the upstreams itself; leave out --offline, --provider and "
                                "--upstream-base-url")
     try:
