@@ -271,7 +271,12 @@ class Limiter:
                 raise deadline.expired_error(f"the rate limit allows the next request in {wait:.1f}s")
             self.stats.waits += 1
             self.stats.waited_seconds += wait
-            await asyncio.sleep(wait)
+            try:
+                await asyncio.sleep(wait)
+            except asyncio.CancelledError:  # the slot goes back to those still waiting
+                self.settle(grant, 0)
+                self.unreserve()
+                raise
         return grant
 
     def unreserve(self) -> None:
