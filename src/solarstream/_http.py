@@ -208,24 +208,34 @@ class Response:
         return b"".join(chunks)
 
     async def finish(self) -> None:
-        """The caller got all it wanted: drain a short tail so the connection can be reused."""
+        """The caller got all it wanted: drain a short tail (the chunked terminator after ``[DONE]``,
+        say) so the connection can be reused; a long or slow tail closes it instead."""
         content = self._resp.content
-        if content.at_eof():
-            self._resp.release()
-            return
+        left = _DRAIN_LIMIT
+        deadline = asyncio.get_running_loop().time() + _DRAIN_SECONDS
         try:
-            await asyncio.wait_for(self._drain(), _DRAIN_SECONDS)
-        except (asyncio.TimeoutError, aiohttp.ClientError, HttpProcessingError, OSError, _TooMuch):
+            while not content.at_eof():
+                data = content.read_nowait()
+                if not data:
+                    data = await self._drain_wait(content, deadline)
+                left -= len(data)
+                if left < 0:
+                    raise _TooMuch
+        except (SolarstreamError, aiohttp.ClientError, HttpProcessingError, OSError, RuntimeError, _TooMuch):
             self._resp.close()
         else:
             self._resp.release()
 
-    async def _drain(self) -> None:
-        left = _DRAIN_LIMIT
-        while data := await self._resp.content.readany():
-            left -= len(data)
-            if left < 0:
-                raise _TooMuch
+    async def _drain_wait(self, content: aiohttp.StreamReader, deadline: float) -> bytes:
+        """Wait for more of the tail on a timer (not ``wait_for``: no task a request)."""
+        loop = asyncio.get_running_loop()
+        if loop.time() >= deadline:
+            raise _TooMuch
+        handle = loop.call_at(deadline, content.set_exception, _TooMuch())
+        try:
+            return await content.readany()
+        finally:
+            handle.cancel()
 
     def close(self) -> None:
         """Drop the connection now (cancellation, errors): it is not reused."""

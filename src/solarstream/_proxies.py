@@ -58,13 +58,25 @@ def check_proxy(proxy: str | None) -> str | None:
     )
 
 
+#: ``os.environ``'s own dict (bytes keys on POSIX): a membership test there costs ~0.1 us, where
+#: ``os.environ.get`` encodes each key first (~0.7 us each, four a request)
+_ENVIRON_DATA = getattr(os.environ, "_data", None)
+_PROXY_KEYS = tuple(os.fsencode(name) for name in _PROXY_VARIABLES) if os.name == "posix" else ()
+
+
+def _proxy_variables_set() -> bool:
+    if isinstance(_ENVIRON_DATA, dict) and _PROXY_KEYS:
+        return any(_ENVIRON_DATA.get(key) for key in _PROXY_KEYS)
+    return any(os.environ.get(name) for name in _PROXY_VARIABLES)
+
+
 async def env_proxy(url: str) -> str | None:
     """The HTTP(S)_PROXY / NO_PROXY choice for ``url``, as aiohttp's ``trust_env`` makes it.
 
     Loopback targets (the emulator, a local gateway) never go through an env proxy, as in Go's
     ``ProxyFromEnvironment``: a corporate proxy cannot reach this machine's 127.0.0.1.
     """
-    if not any(os.environ.get(name) for name in _PROXY_VARIABLES):
+    if not _proxy_variables_set():
         return None  # the common case, checked without scanning the environment (37-49 us a request)
     if _is_loopback(urlsplit(url).hostname or ""):
         return None

@@ -300,7 +300,7 @@ def normalise_messages(messages: Any, rules: MessageRules, *, strict: bool, wher
         at = f"messages[{i}]"
         message = _as_dict(raw, at)
         changed = message is not raw
-        if None in message.values() or any(k in rules.dropped_keys for k in message):
+        if None in message.values() or not rules.dropped_keys.isdisjoint(message):
             dropped = [k for k, v in message.items() if (v is None and k != "content") or k in rules.dropped_keys]
             if dropped and strict:
                 raise bad(f"{at}.{dropped[0]}", f"is not sent to {where} (strict_params=True refuses it)")
@@ -325,10 +325,9 @@ def _check_message(message: dict[str, Any], role: Any, at: str, rules: MessageRu
     allowed = rules.keys.get(role) if isinstance(role, str) else None
     if allowed is None and not (rules.open and isinstance(role, str) and role):
         raise bad(f"{at}.role", f"must be one of {', '.join(rules.keys)}, not {role!r}")
-    if allowed is not None and not rules.open:
-        for key in message:
-            if key not in allowed:
-                raise bad(f"{at}.{key}", f"is not accepted on {role} messages by {where}")
+    if allowed is not None and not rules.open and not allowed.issuperset(message):
+        key = next(k for k in message if k not in allowed)
+        raise bad(f"{at}.{key}", f"is not accepted on {role} messages by {where}")
     content = message.get("content")
     if isinstance(content, list):
         for j, part in enumerate(content):

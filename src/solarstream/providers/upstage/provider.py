@@ -135,6 +135,10 @@ def _delay_from_stamp(stamp: float, now: float) -> float | None:
     return usable_delay(max(stamp - now, 0.0))
 
 
+#: the parameters whose rules depend on the model
+_MODEL_RULED = frozenset({"reasoning_effort", "tools", "response_format", "max_tokens", "max_completion_tokens"})
+
+
 class UpstageQuirks(Quirks):
     """Where Upstage's API departs from OpenAI's (shared/UPSTAGE_API.md)."""
 
@@ -204,8 +208,8 @@ class UpstageQuirks(Quirks):
 
     def check_chat(self, model: ResolvedModel, messages: Messages, params: Mapping[str, Any]) -> None:
         info = model.info
-        if not isinstance(info, _models.ModelInfo):
-            return  # a name we do not know (passthrough): the API is the judge
+        if not isinstance(info, _models.ModelInfo) or not params.keys() & _MODEL_RULED:
+            return  # a name we do not know (passthrough: the API is the judge), or nothing to check
         effort = params.get("reasoning_effort")
         if effort is not None:
             if not info.reasons:
