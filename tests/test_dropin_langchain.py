@@ -221,3 +221,26 @@ def test_openai_embeddings(gw: RunningGateway) -> None:
     documents = embeddings.embed_documents(["first", "second"])
     assert documents == [float32(vector(info, "first")), float32(vector(info, "second"))]
     assert sent(gw)["input"] == ["first", "second"]
+
+
+def test_strict_structured_output(gw: RunningGateway) -> None:
+    """``strict=True`` is fine for a json_schema answer, refused for tools (Upstage has no strict tools)."""
+    result = chat(gw).with_structured_output(Weather, method="json_schema", strict=True).invoke(PROMPT)
+    assert result == Weather(city="emulated city", degrees=1)
+    assert sent(gw)["response_format"]["json_schema"]["strict"] is True
+    with pytest.raises(openai.BadRequestError) as info:
+        chat(gw).with_structured_output(Weather, method="function_calling", strict=True).invoke(PROMPT)
+    assert info.value.param == "tools[0].function.strict"
+
+
+def test_reasoning_dict_switches_to_the_responses_api(gw: RunningGateway) -> None:
+    """``reasoning={...}`` makes ChatOpenAI use /v1/responses, which the gateway does not serve;
+    ``reasoning_effort=`` is the Chat Completions spelling."""
+    before = gw.emulator.request_count
+    with pytest.raises(openai.NotFoundError) as info:
+        chat(gw, model="solar-pro3", reasoning={"effort": "high"}).invoke("hi")
+    assert "no such endpoint: /v1/responses" in info.value.message
+    assert gw.emulator.request_count == before
+    answer = chat(gw, model="solar-pro3", reasoning_effort="high").invoke("hi")
+    assert answer.content == answers.answer_text("hi")
+    assert sent(gw)["reasoning_effort"] == "high"
