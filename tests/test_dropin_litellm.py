@@ -38,7 +38,6 @@ def litellm() -> Iterator[ModuleType]:
     """LiteLLM, imported with its local cost map and quiet about itself (no "Give Feedback" banners)."""
     with pytest.MonkeyPatch.context() as env, loopback_only() as attempts:
         env.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        env.setenv("LITELLM_TELEMETRY", "False")
         import litellm as module
 
         env.setattr(module, "suppress_debug_info", True)
