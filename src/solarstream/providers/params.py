@@ -302,8 +302,10 @@ def normalise_messages(messages: Any, rules: MessageRules, *, strict: bool, wher
         changed = message is not raw
         if None in message.values() or not rules.dropped_keys.isdisjoint(message):
             dropped = [k for k, v in message.items() if (v is None and k != "content") or k in rules.dropped_keys]
-            if dropped and strict:
-                raise bad(f"{at}.{dropped[0]}", f"is not sent to {where} (strict_params=True refuses it)")
+            # None means "not set", as for parameters: never refused, even under strict_params
+            refused = [k for k in dropped if message[k] is not None]
+            if refused and strict:
+                raise bad(f"{at}.{refused[0]}", f"is not sent to {where} (strict_params=True refuses it)")
             if dropped:
                 message = {k: v for k, v in message.items() if k not in dropped}
                 changed = True

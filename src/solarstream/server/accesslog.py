@@ -64,7 +64,9 @@ def format_line(method: str, path: str, status: int, elapsed_ms: float, info: di
     parts.append(f"duration_ms={elapsed_ms:.1f}")
     usage = info.get("usage")
     if usage is not None:
-        parts.append(f"tokens={usage.prompt_tokens}+{usage.completion_tokens}={usage.total_tokens}")
+        completion = getattr(usage, "completion_tokens", None)  # embeddings have prompt tokens only
+        parts.append(f"tokens={usage.prompt_tokens}+{completion}={usage.total_tokens}" if completion is not None
+                     else f"tokens={usage.total_tokens}")
     else:
         parts.append("tokens=-")
     if "outcome" in info:

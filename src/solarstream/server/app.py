@@ -293,9 +293,9 @@ def create_app(config: GatewayConfig) -> FastAPI:
             if error.status == 500:
                 log.exception("internal error while serving %s", what)
             info["error"] = error.code
+            # the upstream's id, else one of the gateway's (as for answers): the SDKs show it on errors
             request_id = getattr(exc, "request_id", None)
-            if request_id:
-                error.headers.setdefault("x-request-id", request_id)
+            error.headers.setdefault("x-request-id", request_id or f"req_{uuid.uuid4().hex}")
             return _error_response(error)
 
     return app

@@ -101,7 +101,13 @@ EMBEDDING_PARAMS: ParamTable = {
 
 _KEYS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id"})
 
-MESSAGES = MessageRules(keys={role: _KEYS for role in ("system", "user", "assistant", "tool")})
+#: fields clients add to the answers they return, which come back in ``message.model_dump()``: the
+#: openai SDK's ``parsed`` (from ``parse()``) and LiteLLM's ``provider_specific_fields`` (the reasoning).
+#: They describe the previous answer and change nothing upstream, like ``refusal`` and ``audio``.
+_CLIENT_ONLY_KEYS = frozenset({"parsed", "provider_specific_fields"})
+
+MESSAGES = MessageRules(keys={role: _KEYS for role in ("system", "user", "assistant", "tool")},
+                        dropped_keys=MessageRules.dropped_keys | _CLIENT_ONLY_KEYS)
 
 CATALOG = ModelCatalog(
     default_model=_models.DEFAULT_MODEL,
