@@ -108,3 +108,18 @@ def test_the_settings_live_in_the_xdg_config_dir_unless_told(monkeypatch: pytest
     assert run(["models", "default", "syn-pro"]).exit_code == 0
     assert json.loads((tmp_path / "xdg-config" / "solarstream" / "config.json").read_text()) == \
         {"default_model": "syn-pro"}
+
+
+def test_the_table_says_which_models_are_chat_and_which_embedding() -> None:
+    result = run(["models", "--json"])
+    assert result.exit_code == 0
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["solar-pro4"]["kind"] == "chat"
+    assert rows["solar-pro"]["kind"] == "chat"
+    assert rows["solar-embedding-2-query"]["kind"] == "embedding"
+    assert rows["solar-embedding-2-query"]["dimensions"] == 1024
+    assert rows["embedding-passage"]["dimensions"] == 4096
+    assert rows["embedding-passage"]["status"].endswith("2026-12-31 -> solar-embedding-2-passage")
+    table = run(["models"]).stdout.splitlines()
+    assert table[0].split() == ["NAME", "KIND", "STATUS", "DATED", "ID", "CONTEXT", "NOTES"]
+    assert table[5].split()[:3] == ["solar-embedding-2-query", "embedding", "current"]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 from typing import Any
@@ -59,13 +60,25 @@ def describe() -> list[dict[str, Any]]:
     chosen = _models.lookup(_default_model())
     for info in _models.MODELS.values():
         default = ", default" if chosen is not None and info.name == chosen.name else ""
-        rows.append({"name": info.name, "status": f"current{default}", "dated_id": info.dated_id,
+        rows.append({"name": info.name, "kind": "chat", "status": f"current{default}", "dated_id": info.dated_id,
                      "context_window": info.context_window, "max_output": info.max_output,
                      "notes": _capabilities(info)})
+    today = datetime.date.today().isoformat()
+    for embedding in _models.EMBEDDING_MODELS.values():
+        removal = "current"
+        if embedding.removal:
+            removal = (f"removed {embedding.removal} -> {embedding.successor}" if today >= embedding.removal
+                       else f"current until {embedding.removal} -> {embedding.successor}")
+        side = {"query": "queries", "passage": "passages"}.get(embedding.side, embedding.side)
+        note = f"{embedding.dimensions} dimensions; embeds {side}"
+        rows.append({"name": embedding.name, "kind": "embedding", "status": removal,
+                     "context_window": embedding.context_window, "dimensions": embedding.dimensions,
+                     "notes": f"{note}; {embedding.note}" if embedding.note else note})
     for retired in _models.RETIRED.values():
         note = f"; {retired.note}" if retired.note else ""
-        rows.append({"name": retired.name, "status": f"retired {retired.retired} -> {retired.successor}",
-                     "successor": retired.successor, "notes": f"requests go to {retired.successor}{note}"})
+        rows.append({"name": retired.name, "kind": "chat",
+                     "status": f"retired {retired.retired} -> {retired.successor}", "successor": retired.successor,
+                     "notes": f"requests go to {retired.successor}{note}"})
     return rows
 
 
@@ -93,7 +106,8 @@ def models() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @connection_options
 def list_models(live: bool, as_json: bool, **connection: Any) -> None:
-    """List the Solar models: current ones with their dated id, retired ones with their successor.
+    """List the Solar models: chat and embedding models, current ones with their dated id, retired ones
+    with their successor.
 
     Retired names and aliases still work in requests: they go to the successor (with a warning).
     """
@@ -110,12 +124,12 @@ def list_models(live: bool, as_json: bool, **connection: Any) -> None:
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    table = [["NAME", "STATUS", "DATED ID", "CONTEXT", "NOTES"]]
+    table = [["NAME", "KIND", "STATUS", "DATED ID", "CONTEXT", "NOTES"]]
     for row in rows:
         context = _tokens(row.get("context_window"))
         if row.get("max_output"):
             context += f" ({_tokens(row['max_output'])} out)"
-        table.append([row["name"], row["status"], row.get("dated_id", ""), context, row["notes"]])
+        table.append([row["name"], row["kind"], row["status"], row.get("dated_id", ""), context, row["notes"]])
     click.echo(_table(table))
 
 
