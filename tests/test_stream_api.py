@@ -54,3 +54,25 @@ async def test_completion_after_a_partial_read_says_what_came(emu: Emulator) -> 
     got = (first.choices[0].delta.content or "") + (second.choices[0].delta.content or "")
     assert stream.completion().choices[0].message.content == got
     assert stream.completion().choices[0].finish_reason is None  # not passed off as complete
+
+
+async def test_the_openai_tool_loop_runs_on_solarstreams_own_client(emu: Emulator) -> None:
+    """``messages.append(message.model_dump())``, then the tool's answer, then ask again."""
+    from solarstream import AsyncClient
+
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}]
+    messages: list[dict[str, object]] = [{"role": "user", "content": "[emulate:tools] weather?"}]
+    async with AsyncClient(api_key=emu.api_key, base_url=emu.base_url) as client:
+        first = await client.chat.completions.create(model="solar-mini", messages=messages, tools=tools)
+        assert first._request_id == first.request_id is not None
+        message = first.choices[0].message
+        assert message.tool_calls
+        messages.append(message.model_dump())
+        messages.append({"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "sunny"})
+        second = await client.chat.completions.create(model="solar-mini", messages=messages, tools=tools)
+    assert second.choices[0].finish_reason == "stop"
+    assert second.choices[0].message.content
+    assert emu.requests[-1].json["messages"][1] == {
+        "role": "assistant", "content": None, "tool_calls": [call.to_dict() for call in message.tool_calls]}
+    assert first.model_dump_json(exclude_none=True).startswith('{"id":')

@@ -44,12 +44,23 @@ CreateResult = Iterator[str]
 
 
 class _Record:
-    """Shared behaviour of the wire objects: equality, repr, and ``to_dict``."""
+    """Shared behaviour of the wire objects: equality, repr, ``to_dict`` and the openai SDK's
+    ``model_dump`` / ``model_dump_json`` (so ``messages.append(message.model_dump())`` works)."""
 
     __slots__ = ()
 
     def to_dict(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def model_dump(self, *, exclude_none: bool = False, **_: Any) -> dict[str, Any]:
+        """The wire dict, as pydantic's ``model_dump`` names it (other pydantic options are ignored)."""
+        data = self.to_dict()
+        return _without_none(data) if exclude_none else data
+
+    def model_dump_json(self, *, exclude_none: bool = False, **_: Any) -> str:
+        import json
+
+        return json.dumps(self.model_dump(exclude_none=exclude_none), ensure_ascii=False, separators=(",", ":"))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Record) and type(other) is type(self) and self.to_dict() == other.to_dict()
@@ -59,6 +70,14 @@ class _Record:
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
         return f"{type(self).__name__}({fields})"
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
 
 
 def _opt_dict(value: Any) -> dict[str, Any] | None:
@@ -397,6 +416,11 @@ class ChatCompletion(_Record):
         self.system_fingerprint = system_fingerprint
         self.request_id: str | None = None
         self.response_headers: dict[str, str] | None = None
+
+    @property
+    def _request_id(self) -> str | None:
+        """The openai SDK's name for ``request_id``."""
+        return self.request_id
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, stop_with_tool_calls: bool = False) -> ChatCompletion:
