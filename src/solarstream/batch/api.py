@@ -21,7 +21,7 @@ from .defaults import DEFAULT_CONCURRENCY, DEFAULT_MAX_ATTEMPTS
 from .engine import LocalEngine, WorkSource
 from .formats import BatchResult, ParseOptions, Problem, Work, parse_object
 from .ids import IN_INPUT, IdTable
-from .job import BatchJob, JobSettings, default_output
+from .job import BatchJob, JobSettings, default_output, learns_limits
 from .logs import once_per_job
 from .progress import make_display
 from .summary import BatchSummary
@@ -146,7 +146,7 @@ async def _works(requests: Iterable[Request] | AsyncIterable[Request], options: 
 
     async for item in items():
         number += 1
-        parsed: Work | Problem = parse_object(item, number, options)
+        parsed: Work | Problem = parse_object(item, number, options, prompts=True)
         if seen.add(parsed.custom_id, IN_INPUT):
             parsed = Problem(number, f"duplicate custom_id {parsed.custom_id!r}", parsed.custom_id)
         if isinstance(parsed, Problem):
@@ -185,17 +185,16 @@ async def aresults(
     failure: list[BaseException] = []
     async with _provider(provider, api_key, base_url) as chosen:
         engine = LocalEngine(Executor(chosen, limiter=job_limiter, policy=policy, stream=stream),
-                             concurrency=concurrency)
+                             concurrency=concurrency, probe_first=learns_limits(job_limiter))
 
         async def drive() -> None:
             try:
                 await engine.run(WorkSource(_works(requests, options, queue)), queue.put)
+            except asyncio.CancelledError:
+                raise  # the consumer left: nobody waits for the end mark
             except BaseException as exc:  # raised to the consumer once the finished results are out
                 failure.append(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-            finally:
-                await queue.put(None)
+            await queue.put(None)
 
         with once_per_job():
             task = asyncio.ensure_future(drive())

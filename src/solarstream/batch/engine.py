@@ -67,22 +67,30 @@ class LocalEngine:
     """``concurrency`` workers on this event loop, each taking the next request when its last is done.
 
     ``execute`` turns one ``Work`` into its result (``transport.Executor``). A ``JobStopped`` from
-    one request cancels the others in flight (they get no record) and is raised.
+    one request cancels the others in flight (they get no record) and is raised. With
+    ``probe_first`` the first request goes alone: when the limits are to be learned from the
+    API's headers, its answer tells them before a burst of ``concurrency`` requests could hit them.
     """
 
     def __init__(self, execute: Callable[[Work], Awaitable[BatchResult]], *,
-                 concurrency: int = DEFAULT_CONCURRENCY) -> None:
+                 concurrency: int = DEFAULT_CONCURRENCY, probe_first: bool = False) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidRequestError(f"concurrency must be a whole number, 1 or more, not {concurrency!r}",
                                       param="concurrency")
         self.execute = execute
         self.concurrency = concurrency
+        self.probe_first = probe_first
 
     async def run(self, source: WorkSource, emit: Emit) -> None:
         async def worker() -> None:
             while (work := await source.next()) is not None:
                 await emit(await self.execute(work))
 
+        if self.probe_first:
+            first = await source.next()
+            if first is None:
+                return
+            await emit(await self.execute(first))
         workers = [asyncio.create_task(worker()) for _ in range(self.concurrency)]
         try:
             done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)

@@ -117,10 +117,10 @@ def _prompt_work(text: str, line: int, options: ParseOptions) -> Work | Problem:
     return Work(line_id(line), line, options.model, messages)
 
 
-def parse_object(obj: Any, line: int, options: ParseOptions) -> Work | Problem:
+def parse_object(obj: Any, line: int, options: ParseOptions, *, prompts: bool = False) -> Work | Problem:
     """One request given as a parsed object (a line's JSON, or an item given to ``aresults``);
-    a ``str`` is a prompt."""
-    if isinstance(obj, str):
+    with ``prompts`` a ``str`` is a prompt."""
+    if prompts and isinstance(obj, str):
         return _prompt_work(obj, line, options)
     if not isinstance(obj, Mapping):
         return Problem(line, f"not a JSON object but {_kind(obj)}", line_id(line))

@@ -45,7 +45,13 @@ if TYPE_CHECKING:
     from .._retry import Limiter
     from ..providers.openai_compatible import OpenAICompatibleProvider
 
-__all__ = ["BatchJob", "JobSettings", "default_output"]
+__all__ = ["BatchJob", "JobSettings", "default_output", "learns_limits"]
+
+
+def learns_limits(limiter: Limiter) -> bool:
+    """Whether the limits are still to be learned from the API's headers (then the first request
+    goes alone, so that its answer tells them before a burst of requests could hit them)."""
+    return limiter.learn and (limiter.rpm is None or limiter.tpm is None)
 
 
 def default_output(input: Path) -> Path:
@@ -85,7 +91,7 @@ class BatchJob:
         self.policy = batch_retry_policy(settings.max_attempts)
         self.engine = engine or LocalEngine(
             Executor(provider, limiter=limiter, policy=self.policy, stream=settings.stream, stats=self.stats),
-            concurrency=settings.concurrency)
+            concurrency=settings.concurrency, probe_first=learns_limits(limiter))
         self.summary = BatchSummary(settings.input, settings.output)
         self._task: asyncio.Future[BatchSummary] | None = None
         self._interrupted = False
