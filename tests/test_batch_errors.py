@@ -127,7 +127,8 @@ async def test_a_stopped_job_resumes_with_the_request_that_stopped_it(tmp_path: 
         assert isinstance(stopped.stopped_by, AuthenticationError)
         assert len(server.requests) == 2
     resumed = await batch.arun(source, tmp_path / "out.jsonl", base_url=emu.base_url, api_key=emu.api_key)
-    assert resumed.ok and resumed.already_done == 1
+    assert resumed.ok
+    assert resumed.already_done == 1
     assert sorted(sent_prompts(emu)) == ["second", "third"]
 
 
@@ -160,7 +161,8 @@ async def test_the_raw_servers_request_id_goes_into_the_record(tmp_path: Path) -
         source = write_jsonl(tmp_path / "in.jsonl", [short_line("a", "first")])
         summary = await batch.arun(source, tmp_path / "out.jsonl", base_url=server.base_url, api_key="up_x")
         sent = server.requests[0]
-    assert summary.ok and (summary.tokens_in, summary.tokens_out) == (5, 2)
+    assert summary.ok
+    assert (summary.tokens_in, summary.tokens_out) == (5, 2)
     record = by_id(tmp_path / "out.jsonl")["a"]
     assert record["response"]["request_id"] == "req-raw-1"
     assert content(record) == "exact"
@@ -172,9 +174,11 @@ async def test_the_raw_servers_request_id_goes_into_the_record(tmp_path: Path) -
 
 async def test_streamed_requests_are_recorded_as_whole_completions(tmp_path: Path, emu: Emulator) -> None:
     summary = await run_lines(tmp_path, emu, [short_line("a", "streamed please")], stream=True)
-    assert summary.ok and summary.tokens_out > 0
+    assert summary.ok
+    assert summary.tokens_out > 0
     sent = emu.requests[-1].json
-    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+    assert sent["stream"] is True
+    assert sent["stream_options"] == {"include_usage": True}
     record = by_id(tmp_path / "out.jsonl")["a"]
     assert record["response"]["body"]["object"] == "chat.completion"
     assert content(record) == expected_answer("streamed please")

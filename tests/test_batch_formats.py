@@ -128,12 +128,14 @@ def test_a_success_record_has_the_openai_batch_output_shape() -> None:
     result = BatchResult("a", True, 200, "req-9", completion_body("Hi"))
     record = json.loads(result.to_json())
     assert list(record) == ["id", "custom_id", "response", "error"]
-    assert record["id"].startswith("batch_req_") and len(record["id"]) == len("batch_req_") + 24
+    assert record["id"].startswith("batch_req_")
+    assert len(record["id"]) == len("batch_req_") + 24
     assert record["custom_id"] == "a"
     assert record["response"] == {"status_code": 200, "request_id": "req-9", "body": completion_body("Hi")}
     assert record["error"] is None
     assert ChatCompletion.model_validate(record["response"]["body"]).choices[0].message.content == "Hi"
-    assert result.to_json().endswith(b"}\n") and result.to_json().count(b"\n") == 1
+    assert result.to_json().endswith(b"}\n")
+    assert result.to_json().count(b"\n") == 1
     assert result.content == "Hi"
 
 

@@ -123,8 +123,7 @@ async def test_a_tail_of_zeros_after_a_power_cut_is_cut_off(tmp_path: Path, emu:
     output = tmp_path / "out.jsonl"
     args = [str(source), "-o", str(output), *against(emu)]
     assert (await run_batch(*args))[0] == 0
-    with open(output, "ab") as f:
-        f.write(b"\0" * 300)
+    output.write_bytes(output.read_bytes() + b"\0" * 300)
     seen = emu.request_count
     status, err = await run_batch(*args)
     assert status == 0, err
@@ -175,7 +174,8 @@ async def test_retry_failed_replaces_error_records_and_a_plain_rerun_does_not_re
     first = by_id(output)
     assert first["b"]["response"]["status_code"] == 503
     assert first["b"]["error"]["code"] == "service_unavailable"
-    assert "1 requests failed" in err and "--retry-failed sends them again" in err
+    assert "1 requests failed" in err
+    assert "--retry-failed sends them again" in err
 
     seen = emu.request_count
     status, err = await run_batch(*args)  # a plain rerun: the error stays, nothing is sent
@@ -189,7 +189,8 @@ async def test_retry_failed_replaces_error_records_and_a_plain_rerun_does_not_re
     assert status == 0, err
     assert sent_prompts(emu, seen) == [prompts["b"]]
     final = by_id(output)
-    assert final["a"] == first["a"] and final["c"] == first["c"]
+    assert final["a"] == first["a"]
+    assert final["c"] == first["c"]
     assert final["b"]["error"] is None
     assert content(final["b"]) == expected_answer("beta")
     assert not (tmp_path / "out.jsonl.retry-failed.tmp").exists()
@@ -214,7 +215,8 @@ async def test_ctrl_c_and_sigterm_cancel_in_flight_and_a_rerun_finishes(
         await server.wait_client_disconnects(3, timeout=30)  # the hanging requests were cancelled
     err = err_bytes.decode()
     assert proc.returncode == 130, err
-    assert "interrupted:" in err and "run the same command again to continue" in err
+    assert "interrupted:" in err
+    assert "run the same command again to continue" in err
     done = by_id(output)
     assert set(done) == {"id-0", "id-1"}
     seen = emu.request_count

@@ -262,10 +262,10 @@ class Limiter:
                 await asyncio.sleep(wait)
             if self.paused_until <= self._now():
                 return grant
-            # a 429 paused everyone while this request waited for its slot: give the slot back and
-            # queue again behind the pause, so the waiters do not all go out the moment it ends
+            # a 429 paused everyone while this request waited for its slot: queue again behind the
+            # pause (its old slot, before the pause's end, is of no use to anyone; its tokens are
+            # given back), so the waiters do not all go out the moment the pause ends
             self.settle(grant, 0)
-            self.unreserve()
             self._sent -= 1
 
     def unreserve(self) -> None:
