@@ -14,6 +14,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
+from ..errors import InvalidRequestError
 from .summary import BatchSummary, format_duration
 
 if TYPE_CHECKING:
@@ -172,4 +173,5 @@ def make_display(kind: str | bool, stream: TextIO | None = None, interval: float
         kind = "plain"
     if kind == "plain":
         return PlainDisplay(stream, interval)
-    raise ValueError(f"progress must be 'auto', 'bar', 'plain' or 'none', not {kind!r}")
+    raise InvalidRequestError(f"progress must be True, False, 'auto', 'bar', 'plain' or 'none', not {kind!r}",
+                              param="progress")
