@@ -106,10 +106,14 @@ async def test_aresults_takes_an_async_iterable(emu: Emulator) -> None:
 
 async def test_aresults_raises_what_stopped_the_job_after_the_finished_results(emu: Emulator) -> None:
     requests = [short_line("a", "one"), short_line("b", "two [emulate:error status=401]"), short_line("c", "three")]
-    got = []
-    with pytest.raises(AuthenticationError):
+    got: list[str] = []
+
+    async def collect() -> None:
         async for result in batch.aresults(requests, concurrency=1, base_url=emu.base_url, api_key=emu.api_key):
             got.append(result.custom_id)
+
+    with pytest.raises(AuthenticationError):
+        await collect()
     assert got == ["a"]
     assert len(emu.requests) == 2
 

@@ -208,3 +208,23 @@ def test_no_key_is_one_clear_error_before_the_pre_pass(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr.strip() == ("solarstream: error: no API key: set UPSTAGE_API_KEY or pass --api-key (get one "
                                      "at https://console.upstage.ai/api-keys), or try --offline")
+
+
+@pytest.mark.parametrize("key", ["up_key\n", "up key", "up_\tkey", "up_ключ", "up_\x00key"])
+def test_a_key_that_cannot_be_sent_is_refused_before_the_pre_pass(tmp_path: Path, emu: Emulator, key: str) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [short_line("a", "one")])
+    result = CliRunner().invoke(cli, ["batch", str(source), "--base-url", emu.base_url, "--api-key", key],
+                                prog_name="solarstream")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("solarstream: error: the API key contains spaces or control characters; check "
+                                     "how it was set")
+    assert emu.request_count == 0
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1/v1 x", "http://127.0.0.1:1/v1\t", "http://пример.рф/v1"])
+def test_a_base_url_that_cannot_be_sent_is_refused(tmp_path: Path, url: str) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [short_line("a", "one")])
+    result = CliRunner().invoke(cli, ["batch", str(source), "--base-url", url, "--api-key", "up_key"],
+                                prog_name="solarstream")
+    assert result.exit_code == 2
+    assert "holds spaces, control or non-ASCII characters" in result.stderr

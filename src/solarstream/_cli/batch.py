@@ -24,9 +24,12 @@ from .connection import OPTIONS, Connection, open_client
 from .failures import error_line, fail
 
 if TYPE_CHECKING:
+    from .._retry import Limiter
+    from ..batch.engine import Engine, EngineFactory
     from ..batch.job import BatchJob, JobSettings
     from ..batch.progress import Display
     from ..batch.summary import BatchSummary
+    from ..providers.openai_compatible import OpenAICompatibleProvider
 
 __all__ = ["batch"]
 
@@ -153,9 +156,10 @@ def batch(
     if prompts and not model:
         raise click.UsageError("--prompts needs -m MODEL (or $SOLARSTREAM_MODEL): the lines name no model")
     try:
-        select_engine(ray_address, ray_workers)
+        factory = select_engine(ray_address, ray_workers)
     except EngineUnavailable as exc:
         fail(exc.message, 2)
+    engine = _EngineChoice(factory, ray_address, ray_workers)
     from ..batch.formats import ParseOptions
     from ..batch.job import JobSettings, default_output
 
@@ -167,7 +171,7 @@ def batch(
     from ..batch.prepass import BatchInputError
 
     try:
-        summary = _run(settings, conn, rpm, tpm, quiet)
+        summary = _run(settings, conn, rpm, tpm, quiet, engine)
     except BatchInputError as exc:
         for line in exc.lines():
             click.echo(line, err=True)
@@ -177,7 +181,24 @@ def batch(
     _finish(summary, quiet)
 
 
-def _run(settings: JobSettings, conn: Connection, rpm: float | None, tpm: float | None, quiet: bool) -> BatchSummary:
+class _EngineChoice:
+    """The engine the options asked for, built once the provider and limiter exist (None: local)."""
+
+    def __init__(self, factory: EngineFactory | None, address: str | None, workers: int | None) -> None:
+        self.factory, self.address, self.workers = factory, address, workers
+
+    def build(self, settings: JobSettings, provider: OpenAICompatibleProvider, limiter: Limiter) -> Engine | None:
+        if self.factory is None:
+            return None
+        from ..batch.transport import batch_retry_policy
+
+        return self.factory(address=self.address, workers=self.workers, provider=provider, limiter=limiter,
+                            policy=batch_retry_policy(settings.max_attempts), stream=settings.stream,
+                            concurrency=settings.concurrency)
+
+
+def _run(settings: JobSettings, conn: Connection, rpm: float | None, tpm: float | None, quiet: bool,
+         engine: _EngineChoice) -> BatchSummary:
     from .._retry import Limiter
     from ..batch.job import BatchJob
     from ..batch.progress import make_display
@@ -194,7 +215,8 @@ def _run(settings: JobSettings, conn: Connection, rpm: float | None, tpm: float 
         async with open_client(conn) as client:
             provider = client.provider
             assert isinstance(provider, OpenAICompatibleProvider)
-            job = BatchJob(settings, provider, limiter, display=display)
+            job = BatchJob(settings, provider, limiter, display=display,
+                           engine=engine.build(settings, provider, limiter))
             with _signals_interrupt(asyncio.get_running_loop(), job, display):
                 return await job.run()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -131,7 +131,7 @@ def run(
 
 
 async def _works(requests: Iterable[Request] | AsyncIterable[Request], options: ParseOptions,
-                 problems: asyncio.Queue[BatchResult | None]) -> AsyncIterator[Work]:
+                 problems: asyncio.Queue[BatchResult | None]) -> AsyncGenerator[Work, None]:
     """The caller's requests as ``Work``; the ones that cannot be sent become failures at once."""
     seen = IdTable()
     number = 0
@@ -188,12 +188,15 @@ async def aresults(
                              concurrency=concurrency, probe_first=learns_limits(job_limiter))
 
         async def drive() -> None:
+            works = _works(requests, options, queue)
             try:
-                await engine.run(WorkSource(_works(requests, options, queue)), queue.put)
+                await engine.run(WorkSource(works), queue.put)
             except asyncio.CancelledError:
                 raise  # the consumer left: nobody waits for the end mark
             except BaseException as exc:  # raised to the consumer once the finished results are out
                 failure.append(exc)
+            finally:
+                await works.aclose()
             await queue.put(None)
 
         with once_per_job():

@@ -13,13 +13,21 @@ import asyncio
 import contextlib
 import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..errors import InvalidRequestError
 from .defaults import DEFAULT_CONCURRENCY
 from .formats import BatchResult, Work
 
-__all__ = ["DEFAULT_CONCURRENCY", "Engine", "EngineUnavailable", "LocalEngine", "WorkSource", "select_engine"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "Engine",
+    "EngineFactory",
+    "EngineUnavailable",
+    "LocalEngine",
+    "WorkSource",
+    "select_engine",
+]
 
 Emit = Callable[[BatchResult], Awaitable[None]]
 
@@ -109,7 +117,13 @@ class EngineUnavailable(InvalidRequestError):
     """The engine asked for is not installed or does not exist yet (a usage error: exit status 2)."""
 
 
-def select_engine(ray: str | None = None, ray_workers: int | None = None) -> Callable[..., Any] | None:
+#: what builds an engine other than the local one; the command calls it as
+#: ``factory(address=, workers=, provider=, limiter=, policy=, stream=, concurrency=)`` (``address``
+#: is ``"auto"`` for a bare ``--ray``) and hands the engine to the job
+EngineFactory = Callable[..., Engine]
+
+
+def select_engine(ray: str | None = None, ray_workers: int | None = None) -> EngineFactory | None:
     """The factory of the engine asked for: ``None`` for the local engine, else the Ray engine's
     (``solarstream.ray.RayEngine``), or ``EngineUnavailable`` saying what to install."""
     if ray is None:
@@ -118,7 +132,7 @@ def select_engine(ray: str | None = None, ray_workers: int | None = None) -> Cal
         return None
     try:
         module = importlib.import_module("solarstream.ray")
-        factory: Callable[..., Any] = module.RayEngine
+        factory: EngineFactory = module.RayEngine
     except (ImportError, AttributeError):
         raise EngineUnavailable(
             "the Ray engine is not available: this solarstream has no 'ray' extra or engine yet "

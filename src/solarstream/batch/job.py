@@ -16,7 +16,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -141,7 +141,7 @@ class BatchJob:
                 f"{self.input_label} does not have (such as {shown}): it is another job's output; choose another "
                 "-o/--output")
 
-    async def _pending(self, table: IdTable) -> AsyncIterator[Work]:
+    async def _pending(self, table: IdTable) -> AsyncGenerator[Work, None]:
         """The second read of INPUT: the lines that still need a record, in order."""
         options = self.settings.parse
         skipped = 0
@@ -213,8 +213,9 @@ class BatchJob:
             if FileStamp.of(s.input) != report.stamp:
                 raise BatchInputError(f"{self.input_label} changed while it was being checked; run again",
                                       label=self.input_label)
+            pending = self._pending(table)
             try:
-                await self.engine.run(WorkSource(self._pending(table)), self._emit)
+                await self.engine.run(WorkSource(pending), self._emit)
             except JobStopped as stop:
                 summary.stopped_by, summary.stop_message = stop.error, stop.message
             except OSError as exc:  # disk full, a file gone
@@ -222,6 +223,8 @@ class BatchJob:
                 target = f"read {self.input_label}" if reading else f"write {self.output_label}"
                 message = f"cannot {target}: {exc.strerror or exc}"
                 summary.stopped_by, summary.stop_message = OutputError(message), message
+            finally:
+                await pending.aclose()  # closes INPUT now, not when collected
         finally:
             summary.finished = time.monotonic()
             summary.retries = self.stats.retries

@@ -100,7 +100,9 @@ class BatchSummary:
         if self.retries or self.rate_limited:
             detail += f"; {self.retries:,} retries, {self.rate_limited:,} rate-limited ({self.pauses:,} pauses)"
         out.append(detail + f"; results in {self.output}")
-        if self.interrupted:
+        if self.interrupted and not self.total:
+            out = ["interrupted before any request was sent; run the same command again to start"]
+        elif self.interrupted:
             out.append(f"interrupted: {self.remaining:,} requests have no record yet; run the same command again "
                        "to continue")
         elif self.stop_message is not None:
