@@ -70,7 +70,8 @@ async def naive_loop(source: Path, output: Path, url: str, concurrency: int) -> 
     """The loop people write: a semaphore, json.dumps, append each result to a file."""
     import aiohttp
 
-    lines = [json.loads(line) for line in open(source, encoding="utf-8")]  # noqa: ASYNC230, SIM115
+    with open(source, encoding="utf-8") as f:  # noqa: ASYNC230
+        lines = [json.loads(line) for line in f]
     semaphore = asyncio.Semaphore(concurrency)
     headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
@@ -215,9 +216,11 @@ def memory(work: Path, lines: int, left: int) -> dict[str, Any]:
         "import asyncio, json, time\nfrom pathlib import Path\nfrom solarstream.providers import Upstage\n"
         "from solarstream.batch.formats import ParseOptions\nfrom solarstream.batch.ids import IdTable\n"
         "from solarstream.batch.prepass import prepass\nfrom solarstream.batch.transport import prepare\n"
+        "from solarstream.batch.reader import count_lines\n"
         f"provider = Upstage(api_key={KEY!r}, base_url='http://127.0.0.1:9/v1')\n"
         "async def main():\n    start = time.perf_counter()\n"
-        f"    report = await prepass(Path({str(source)!r}), IdTable(), ParseOptions(), "
+        f"    source = Path({str(source)!r})\n"
+        "    report = await prepass(source, IdTable(count_lines(source)), ParseOptions(), "
         "lambda w: prepare(provider, w, False))\n"
         "    return {'seconds': time.perf_counter() - start, 'total': report.total, 'invalid': report.invalid}\n"
         "print(json.dumps(asyncio.run(main())))\n")

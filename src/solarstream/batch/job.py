@@ -37,7 +37,7 @@ from .journal import (
 from .logs import once_per_job
 from .prepass import BatchInputError, prepass, refuse
 from .progress import Display, NoDisplay
-from .reader import FileStamp, read_lines
+from .reader import FileStamp, count_lines, read_lines
 from .summary import BatchSummary
 from .transport import Executor, JobStopped, RunStats, batch_retry_policy, prepare
 
@@ -192,7 +192,7 @@ class BatchJob:
     async def _run(self) -> BatchSummary:
         s, summary = self.settings, self.summary
         self._check_paths()
-        table = IdTable()
+        table = IdTable(capacity=count_lines(s.input))
         scan = await self._resume(table)
         self.provider.resolve_api_key()  # no key: one error now, not one per line
         report = await prepass(s.input, table, s.parse, self._check)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FileStamp", "read_lines"]
+__all__ = ["FileStamp", "count_lines", "read_lines"]
 
 _BOM = b"\xef\xbb\xbf"
 _BUFFER = 1 << 20
@@ -27,6 +27,18 @@ def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
             if raw.isspace() or not raw:
                 continue
             yield number, raw
+
+
+def count_lines(path: Path) -> int:
+    """Line breaks in ``path`` (+1 for a last line without one), counted in blocks: ~0.1 s for a
+    million lines, so the id table can be sized once instead of growing (rehashing) as it fills."""
+    count = 0
+    last = b"\n"
+    with open(path, "rb", buffering=0) as f:
+        while block := f.read(_BUFFER):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
 
 
 @dataclass(frozen=True)
