@@ -228,3 +228,28 @@ def test_a_base_url_that_cannot_be_sent_is_refused(tmp_path: Path, url: str) -> 
                                 prog_name="solarstream")
     assert result.exit_code == 2
     assert "holds spaces, control or non-ASCII characters" in result.stderr
+
+
+def test_after_skip_invalid_a_plain_rerun_sends_nothing_and_exits_1(tmp_path: Path, emu: Emulator) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [short_line("a", "first"), "{bad", short_line("c", "x", top_k=0)])
+    assert batch(emu, source, "--skip-invalid").exit_code == 1
+    output = tmp_path / "in.results.jsonl"
+    first = output.read_bytes()
+    sent = emu.request_count
+    rerun = batch(emu, source)  # the bad lines have their error records: they are not checked again
+    assert rerun.exit_code == 1, rerun.stderr
+    assert "2 failed before this run (not sent again)" in rerun.stderr
+    assert output.read_bytes() == first
+    assert emu.request_count == sent
+    # --retry-failed would send them again: then they are checked, and refused without --skip-invalid
+    again = batch(emu, source, "--retry-failed")
+    assert again.exit_code == 2
+    assert [line.split(":")[1] for line in problem_lines(again, str(source))] == ["2", "3"]
+    assert output.read_bytes() == first
+    retried = batch(emu, source, "--retry-failed", "--skip-invalid")
+    assert retried.exit_code == 1
+    records = by_id(output)
+    assert set(records) == {"a", "line-2", "c"}
+    assert records["a"] == json.loads(first.splitlines()[0])
+    assert records["c"]["error"]["code"] == "invalid_request"
+    assert emu.request_count == sent

@@ -195,7 +195,10 @@ class BatchJob:
         table = IdTable(capacity=count_lines(s.input))
         scan = await self._resume(table)
         self.provider.resolve_api_key()  # no key: one error now, not one per line
-        report = await prepass(s.input, table, s.parse, self._check)
+        # lines with a record that stays are not checked again (a plain rerun after --skip-invalid
+        # finds its invalid lines recorded, and a resume does not re-check a million done lines)
+        settled = DONE_OK | (0 if s.retry_failed else DONE_ERROR)
+        report = await prepass(s.input, table, s.parse, self._check, settled=settled)
         error = refuse(report, self.input_label, s.skip_invalid)
         if error is not None:
             raise error
