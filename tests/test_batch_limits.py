@@ -16,9 +16,6 @@ from solarstream.errors import InvalidRequestError
 from tests.batchkit import by_id, completion_reply, content, error_reply, expected_answer, prompts_file
 from tests.rawserver import RawServer
 
-#: limits a test's job should never wait for (so that no request goes alone to learn the limits)
-NEVER = {"rpm": 1e9, "tpm": 1e12}
-
 
 async def test_a_429_storm_is_one_job_wide_pause_not_a_herd(tmp_path: Path) -> None:
     source, _ = prompts_file(tmp_path / "in.jsonl", 8)
@@ -28,7 +25,8 @@ async def test_a_429_storm_is_one_job_wide_pause_not_a_herd(tmp_path: Path) -> N
                                      headers=[("retry-after-ms", "400")]) for _ in range(8)],
                        *[completion_reply(f"answer {i}") for i in range(8)])
         job = asyncio.ensure_future(batch.arun(source, tmp_path / "out.jsonl", base_url=server.base_url,
-                                               api_key="up_x", concurrency=8, **NEVER))
+                                               api_key="up_x", concurrency=8,
+                                               rpm=1e9, tpm=1e12))  # given: nobody goes alone to learn them
         await server.wait_requests(1)
         first = loop.time()  # no 429 can have been answered before this
         await server.wait_requests(8)  # every request is in flight, each answered 429
