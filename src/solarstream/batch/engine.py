@@ -31,13 +31,17 @@ __all__ = [
 
 Emit = Callable[[BatchResult], Awaitable[None]]
 
+_END: Work = Work("", 0, "", None)  # the end of a sync source (a Work no line can produce: line 0)
+
 
 class WorkSource:
-    """The requests still to send, handed to the engine's workers one at a time (a sync iterator,
-    such as the INPUT reader, or an async one, such as a caller's generator)."""
+    """The requests still to send, handed to the engine's workers one at a time: from a sync
+    iterator (the INPUT reader), which may yield ``None`` to mean "nothing yet, let the event loop
+    run" (so skipping a million done lines never blocks Ctrl-C), or from an async iterator (a
+    caller's generator)."""
 
-    def __init__(self, items: Iterable[Work] | AsyncIterator[Work]) -> None:
-        self._sync: Iterator[Work] | None = None
+    def __init__(self, items: Iterable[Work | None] | AsyncIterator[Work]) -> None:
+        self._sync: Iterator[Work | None] | None = None
         self._async: AsyncIterator[Work] | None = None
         if isinstance(items, AsyncIterator):
             self._async = items
@@ -47,10 +51,18 @@ class WorkSource:
         self.exhausted = False
 
     async def next(self) -> Work | None:
+        """The next request, or ``None`` when there are no more."""
+        item: Work | None
         if self.exhausted:
             return None
         if self._sync is not None:
-            item = next(self._sync, None)  # no await inside: workers never interleave here
+            # no await inside next(): workers never interleave there
+            item = next(self._sync, _END)
+            while item is None:  # the source asks to let the event loop run
+                await asyncio.sleep(0)
+                item = next(self._sync, _END)
+            if item is _END:
+                item = None
         else:
             assert self._async is not None
             async with self._lock:  # an async generator must not be entered twice at once

@@ -16,7 +16,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -141,8 +141,9 @@ class BatchJob:
                 f"{self.input_label} does not have (such as {shown}): it is another job's output; choose another "
                 "-o/--output")
 
-    async def _pending(self, table: IdTable) -> AsyncGenerator[Work, None]:
-        """The second read of INPUT: the lines that still need a record, in order."""
+    def _pending(self, table: IdTable) -> Generator[Work | None, None, None]:
+        """The second read of INPUT: the lines that still need a record, in order (and a ``None``
+        every few thousand skipped lines, so resuming past a million done lines never blocks)."""
         options = self.settings.parse
         skipped = 0
         for number, raw in read_lines(self.settings.input):
@@ -150,7 +151,7 @@ class BatchJob:
             if table.get(parsed.custom_id) & (DONE_OK | DONE_ERROR):
                 skipped += 1
                 if not skipped & 4095:
-                    await asyncio.sleep(0)  # resuming past a million done lines: Ctrl-C still works
+                    yield None
                 continue
             if isinstance(parsed, Problem):  # skip_invalid: recorded, never sent
                 self._record(BatchResult.failure(parsed.custom_id, "invalid_request", parsed.message))
@@ -227,7 +228,7 @@ class BatchJob:
                 message = f"cannot {target}: {exc.strerror or exc}"
                 summary.stopped_by, summary.stop_message = OutputError(message), message
             finally:
-                await pending.aclose()  # closes INPUT now, not when collected
+                pending.close()  # closes INPUT now, not when collected
         finally:
             summary.finished = time.monotonic()
             summary.retries = self.stats.retries
