@@ -377,16 +377,22 @@ def report(results: dict[str, Any], command: str) -> str:
 
 BOUNDS = [
     "- **Overhead.** Both clients spend most of a request in aiohttp (building the request, parsing the "
-    "response: 0.3-0.5 ms of CPU each here). The job adds, per request, `prepare_chat` twice (once in the "
-    "pre-pass, once to send: ~10 µs each), the record (orjson and one `write`, ~5 µs) and the limiter's "
-    "fast path, plus what the loop does not do at all: ~0.3 s of start-up imports and reading INPUT twice. "
-    "The loop creates all its tasks at once; the job's fixed workers do not, which is why it sometimes "
-    "comes out ahead. Rounds vary by ±15% on this shared machine; the ratio is of medians.",
+    "response: 150-250 µs of CPU each here). The job adds, per request, `prepare_chat` twice (once in the "
+    "pre-pass, once to send: ~8 µs each), the record (orjson and one `write`, ~5 µs) and the limiter's "
+    "fast path, plus what the loop does not do at all: ~0.1 s more start-up imports and reading INPUT "
+    "twice (~0.2 s of pre-pass for 20,000 lines). The loop creates all its tasks at once; the job's fixed "
+    "workers do not, which is why it sometimes comes out ahead. Rounds vary by ±20% on this shared "
+    "machine (other sessions ran tests meanwhile); over five full runs the ratio of medians was 0.80x, "
+    "0.85x, 0.91x, 1.00x and 1.40x.",
     "- **Limits.** The limiter paces at 97% of the limit (3% headroom for timing jitter), so ~97% is the "
     "ceiling by design; 429s are avoided because the first request goes alone and its headers set the "
     "pace, and because token estimates are corrected from usage (the estimate then tracks what requests "
-    "really use). A request that is a large part of a token window (over ~3%) can still meet a 429 at "
-    "a window's edge: the pacing allows one request's worth of burst.",
+    "really use). The few token-limit 429s come from the pacing's tolerance of one request's worth of "
+    "burst and from the first request, whose tokens are spent before the limit is known; each costs one "
+    "job-wide pause. A run can land lower when the emulator, starved of CPU, admits steadily paced "
+    "requests in clusters: its window then shows `Remaining: 0`, and the limiter waits for the reset, "
+    "which Upstage and the emulator give in whole seconds (one requests run of eight, before the emulator "
+    "was pinned to its own CPU: 91.7%; another 94.1%).",
     "- **Memory.** Flat in the length of OUTPUT and INPUT: ids are 64-bit hashes in one open-addressing "
     "table (~18 MB for a million), records are never kept, and INPUT and OUTPUT are streamed; what "
     "remains is the interpreter, aiohttp and the requests in flight. The full run's time is the "
@@ -394,9 +400,9 @@ BOUNDS = [
     "- **Pre-pass.** ~10 µs a line on an idle core: parsing (orjson, ~1 µs), the provider's `prepare_chat` "
     "(messages, parameter rules, the model table, the body encoded once: ~8 µs), the id table (~0.5 µs). "
     "Measured here while other jobs shared the two CPUs, so the figure is up to twice the idle one.",
-    "- **Resume.** Scanning OUTPUT parses every record (~4 µs for a 457-byte record); then the pre-pass "
-    "and the second read of INPUT, which skips done lines after parsing them. So a resume costs about "
-    "one pre-pass plus one scan, whatever is left to send.",
+    "- **Resume.** Scanning OUTPUT parses every record (~4 µs for a 457-byte record); the pre-pass then "
+    "only reads the ids of lines whose record stays (they are not checked again), and the second read "
+    "of INPUT skips them: about one scan plus two parses of INPUT, whatever is left to send.",
     "- **fsync.** Once a second costs nothing measurable; after every record it costs a disk flush per "
     "record (0.2-4 ms here, depending on the disk's load), capping a job at a few hundred to a few "
     "thousand records a second. A killed process loses nothing either way (the page cache survives "
