@@ -550,7 +550,7 @@ def complete(words: str) -> list[str]:
 
 
 def test_completion_offers_commands_models_and_logged_conversations(user_dirs: UserDirs) -> None:
-    assert complete("solarstream ") == ["chat", "emulate", "logs", "models", "serve"]
+    assert complete("solarstream ") == ["batch", "chat", "emulate", "logs", "models", "serve"]
     assert complete("solarstream lo") == ["logs"]
     assert complete("solarstream chat -m solar-p") == ["solar-pro4", "solar-pro3"]
     assert complete("solarstream logs ") == ["list", "off", "on", "path", "status"]

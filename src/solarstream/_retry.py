@@ -261,23 +261,30 @@ class Limiter:
         if not self.limited and self.paused_until == -math.inf:
             self._sent += 1
             return Grant(tokens)
-        start, grant = self.reserve(tokens)
-        wait = start - self._now()
-        if wait > 0:
-            remaining = deadline.remaining()
-            if remaining is not None and wait > remaining:
-                self.settle(grant, 0)
-                self.unreserve()
-                raise deadline.expired_error(f"the rate limit allows the next request in {wait:.1f}s")
-            self.stats.waits += 1
-            self.stats.waited_seconds += wait
-            try:
-                await asyncio.sleep(wait)
-            except asyncio.CancelledError:  # the slot goes back to those still waiting
-                self.settle(grant, 0)
-                self.unreserve()
-                raise
-        return grant
+        while True:
+            start, grant = self.reserve(tokens)
+            wait = start - self._now()
+            if wait > 0:
+                remaining = deadline.remaining()
+                if remaining is not None and wait > remaining:
+                    self.settle(grant, 0)
+                    self.unreserve()
+                    raise deadline.expired_error(f"the rate limit allows the next request in {wait:.1f}s")
+                self.stats.waits += 1
+                self.stats.waited_seconds += wait
+                try:
+                    await asyncio.sleep(wait)
+                except asyncio.CancelledError:  # the slot goes back to those still waiting
+                    self.settle(grant, 0)
+                    self.unreserve()
+                    raise
+            if self.paused_until <= self._now():
+                return grant
+            # a 429 paused everyone while this request waited for its slot: queue again behind the
+            # pause (its old slot, before the pause's end, is of no use to anyone; its tokens are
+            # given back), so the waiters do not all go out the moment the pause ends
+            self.settle(grant, 0)
+            self._sent -= 1
 
     def unreserve(self) -> None:
         """Give back the request slot of a reservation that will not be used."""
@@ -293,12 +300,17 @@ class Limiter:
             self._next_tokens += (used_tokens - grant.tokens) / self._token_rate
 
     def pause(self, seconds: float) -> None:
-        """A 429 said wait: nothing that shares this limiter starts before then (the later deadline wins)."""
-        until = self._now() + seconds
+        """A 429 said wait: nothing that shares this limiter starts before then (the later deadline wins).
+
+        ``stats.pauses`` counts pauses, not 429s: the 429s of requests that were in flight when the
+        first one came extend the pause under way instead of starting new ones."""
+        now = self._now()
+        until = now + seconds
         if until > self.paused_until:
+            if now >= self.paused_until:  # a new pause; a 429 during one only moves its end
+                self.stats.pauses += 1
+                log.info("rate limited: every request of this limiter waits %.2fs", seconds)
             self.paused_until = until
-            self.stats.pauses += 1
-            log.info("rate limited: every request of this limiter waits %.2fs", seconds)
 
     def observe(self, facts: RateLimitFacts | None) -> None:
         """Learn the account's limits from a response's rate-limit headers (when none were set)."""

@@ -1,4 +1,5 @@
-"""The ``solarstream`` command: a lazy click group (``chat``, ``logs``, ``models``, ``emulate``, ``serve``).
+"""The ``solarstream`` command: a lazy click group (``chat``, ``batch``, ``logs``, ``models``, ``emulate``,
+``serve``).
 
 Only click is imported at start-up; each subcommand's module (and aiohttp, the emulator, the
 gateway) is imported when that subcommand runs, so ``solarstream --help`` is fast. Errors are
@@ -30,6 +31,7 @@ __all__ = ["COMMANDS", "cli", "exit_code", "main"]
 
 #: subcommand -> (import path "module:attribute", one-line help shown by ``--help``)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "batch": ("solarstream._cli.batch:batch", "Run a JSONL file of requests at the rate limit, resumably."),
     "chat": ("solarstream._cli.chat:chat", "Ask a Solar model; the answer streams to stdout."),
     "logs": ("solarstream._cli.logs:logs", "Show the logged prompts and answers; logs off|on|path."),
     "models": ("solarstream._cli.models:models", "List the Solar models; 'models default NAME' sets the default."),

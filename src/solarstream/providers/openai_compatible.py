@@ -157,7 +157,7 @@ class OpenAICompatibleProvider(AsyncGeneratorProvider, ProviderModelMixin):
                 f"no API key for {spec.title}: set {env} or pass api_key=..."
                 + (f" ({spec.key_help})" if spec.key_help else "")
             )
-        if not (key.isascii() and key.isprintable()) or " " in key:
+        if not (key.isascii() and key.isprintable() and " " not in key):  # (the only printable ASCII space)
             raise InvalidRequestError("the API key contains spaces or control characters; check how it was set",
                                       param="api_key")
         return key
@@ -176,7 +176,7 @@ class OpenAICompatibleProvider(AsyncGeneratorProvider, ProviderModelMixin):
         if not url.startswith(("http://", "https://")):
             raise InvalidRequestError(f"base URL must start with http:// or https://, not {redact_url(url)!r}",
                                       param="base_url")
-        if not url.isascii() or any(not c.isprintable() or c.isspace() for c in url):
+        if not (url.isascii() and url.isprintable() and " " not in url):
             raise InvalidRequestError(f"base URL {redact_url(url)!r} holds spaces, control or non-ASCII characters",
                                       param="base_url")
         if "@" in urlsplit(url).netloc:
