@@ -28,10 +28,8 @@ from solarstream.errors import (
 from solarstream.providers.base import default_of
 from solarstream.providers.upstage import UpstageQuirks
 from tests.conftest import MESSAGES, kw
+from tests.helpers import FAST_RETRY, collect
 from tests.rawserver import RawServer, Reply, chunk, json_reply, sse, sse_reply, text_stream
-from tests.test_stream import collect
-
-FAST = RetryPolicy(max_retries=2, backoff=0.001, backoff_max=0.002)
 
 
 def err(status: int, code: str | None = None, headers: list[tuple[str, str]] | None = None) -> Reply:
@@ -41,14 +39,6 @@ def err(status: int, code: str | None = None, headers: list[tuple[str, str]] | N
 
 async def run_text(http: Upstage, server: RawServer, **extra: Any) -> str:
     return "".join([p async for p in http.stream("solar-pro4", MESSAGES, **kw(server, **extra)).text()])
-
-
-@pytest.fixture
-async def http() -> Any:
-    """An Upstage provider with fast retries (the key and base URL are given per call)."""
-    provider = Upstage(retry=FAST)
-    yield provider
-    await provider.aclose()
 
 
 def retry_delays(caplog: pytest.LogCaptureFixture) -> list[float]:
@@ -123,7 +113,7 @@ async def test_max_retries_kwarg_keeps_the_clients_backoff(
     assert await run_text(http, server, max_retries=5) == "ok"
     delays = retry_delays(caplog)
     assert len(delays) == 2
-    assert all(d <= FAST.backoff_max for d in delays), delays
+    assert all(d <= FAST_RETRY.backoff_max for d in delays), delays
 
 
 NOW = 1_800_000_000.0  # a fixed "now" for the delay arithmetic
