@@ -112,45 +112,59 @@ async def test_error_body_with_chunked_framing(server: RawServer) -> None:
 
 # --- validation before sending -----------------------------------------------------------------
 
-BAD_REQUESTS: list[tuple[str, str, list[dict[str, Any]], dict[str, Any]]] = [
-    ("store", "solar-pro4", MESSAGES, {"store": True}),
-    ("n-3", "solar-pro4", MESSAGES, {"n": 3}),
-    ("logprobs", "solar-pro4", MESSAGES, {"logprobs": True}),
-    ("unknown-role", "solar-pro4", [{"role": "wizard", "content": "x"}], {}),
+#: (id, model, messages, params, the parameter named, words the message must contain)
+BAD_REQUESTS: list[tuple[str, str, list[dict[str, Any]], dict[str, Any], str, str]] = [
+    ("store", "solar-pro4", MESSAGES, {"store": True}, "store", "store=true is rejected by Upstage"),
+    ("n-3", "solar-pro4", MESSAGES, {"n": 3}, "n", "send n separate requests"),
+    ("logprobs", "solar-pro4", MESSAGES, {"logprobs": True}, "logprobs", "no log probabilities; remove logprobs"),
+    ("unknown-role", "solar-pro4", [{"role": "wizard", "content": "x"}], {}, "messages[0].role",
+     "must be one of system, user, assistant, tool, not 'wizard'"),
     ("strict-tools", "solar-pro4", MESSAGES,
-     {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}, "strict": True}}]}),
+     {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}, "strict": True}}]},
+     "tools[0].function.strict", "strict tools are rejected by Upstage"),
     ("image-part", "solar-pro4",
-     [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}], {}),
-    ("effort-solar-mini", "solar-mini", MESSAGES, {"reasoning_effort": "high"}),
-    ("effort-syn-pro", "syn-pro", MESSAGES, {"reasoning_effort": "low"}),
-    ("effort-unknown-value", "solar-pro3", MESSAGES, {"reasoning_effort": "xhigh"}),
-    ("unknown-keyword", "solar-pro4", MESSAGES, {"temprature": 0.5}),
-    ("temperature-type", "solar-pro4", MESSAGES, {"temperature": "hot"}),
-    ("temperature-range", "solar-pro4", MESSAGES, {"temperature": 3}),
-    ("max-tokens-type", "solar-pro4", MESSAGES, {"max_tokens": 1.5}),
-    ("max-tokens-bool", "solar-pro4", MESSAGES, {"max_tokens": True}),
-    ("stop-type", "solar-pro4", MESSAGES, {"stop": 5}),
-    ("json-object-without-JSON", "solar-pro4", MESSAGES, {"response_format": {"type": "json_object"}}),
-    ("tools-on-syn-pro", "syn-pro", MESSAGES, {"tools": [{"type": "function", "function": {"name": "f"}}]}),
-    ("empty-messages", "solar-pro4", [], {}),
-    ("content-type", "solar-pro4", [{"role": "user", "content": 5}], {}),
-    ("tool-without-id", "solar-pro4", [{"role": "tool", "content": "x"}], {}),
-    ("n", "solar-pro4", MESSAGES, {"n": 2}),
-    ("timeout-negative", "solar-pro4", MESSAGES, {"timeout": -1}),
+     [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}], {},
+     "messages[0].content[0]", "image input is not supported"),
+    ("effort-solar-mini", "solar-mini", MESSAGES, {"reasoning_effort": "high"}, "reasoning_effort",
+     "solar-mini does not reason"),
+    ("effort-syn-pro", "syn-pro", MESSAGES, {"reasoning_effort": "low"}, "reasoning_effort", "syn-pro does not reason"),
+    ("effort-unknown-value", "solar-pro3", MESSAGES, {"reasoning_effort": "xhigh"}, "reasoning_effort",
+     "solar-pro3 accepts low, medium, high, not 'xhigh'"),
+    ("unknown-keyword", "solar-pro4", MESSAGES, {"temprature": 0.5}, "temprature",
+     "unknown parameter for Upstage; known: frequency_penalty,"),
+    ("temperature-type", "solar-pro4", MESSAGES, {"temperature": "hot"}, "temperature", "a number, not a string"),
+    ("temperature-range", "solar-pro4", MESSAGES, {"temperature": 3}, "temperature", "between 0 and 2, not 3"),
+    ("max-tokens-type", "solar-pro4", MESSAGES, {"max_tokens": 1.5}, "max_tokens", "positive integer, not 1.5"),
+    ("max-tokens-bool", "solar-pro4", MESSAGES, {"max_tokens": True}, "max_tokens", "positive integer, not True"),
+    ("stop-type", "solar-pro4", MESSAGES, {"stop": 5}, "stop", "a string or a list of strings"),
+    ("json-object-without-JSON", "solar-pro4", MESSAGES, {"response_format": {"type": "json_object"}},
+     "response_format", 'needs the word "JSON" in the prompt'),
+    ("tools-on-syn-pro", "syn-pro", MESSAGES, {"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools",
+     "syn-pro does not support tool calling"),
+    ("empty-messages", "solar-pro4", [], {}, "messages", "must be a non-empty list"),
+    ("content-type", "solar-pro4", [{"role": "user", "content": 5}], {}, "messages[0].content",
+     "a string or a list of text parts, not a number"),
+    ("tool-without-id", "solar-pro4", [{"role": "tool", "content": "x"}], {}, "messages[0].tool_call_id",
+     "is required on tool messages"),
+    ("n", "solar-pro4", MESSAGES, {"n": 2}, "n", "one answer per request"),
+    ("timeout-negative", "solar-pro4", MESSAGES, {"timeout": -1}, "timeout", "a positive number of seconds"),
 ]
 
 
-@pytest.mark.parametrize(("model", "messages", "params"), [c[1:] for c in BAD_REQUESTS],
+@pytest.mark.parametrize(("model", "messages", "params", "param", "words"), [c[1:] for c in BAD_REQUESTS],
                          ids=[c[0] for c in BAD_REQUESTS])
-async def test_known_bad_requests_raise_before_sending(
-    server: RawServer, model: str, messages: list[dict[str, Any]], params: dict[str, Any]
+async def test_known_bad_requests_raise_before_sending_naming_the_parameter(
+    server: RawServer, model: str, messages: list[dict[str, Any]], params: dict[str, Any], param: str, words: str
 ) -> None:
     with pytest.raises(InvalidRequestError) as info:
         async for _ in Upstage.create_async_generator(model, messages, **kw(server, **params)):
             pass
-    assert str(info.value)  # says what is wrong
-    with pytest.raises(InvalidRequestError):
+    assert info.value.param == param
+    assert words in str(info.value)
+    assert info.value.status_code is None  # ours, not the API's
+    with pytest.raises(InvalidRequestError) as again:
         await Upstage.complete(model, messages, **kw(server, **params))
+    assert (again.value.param, str(again.value)) == (param, str(info.value))
     assert server.requests == []
     assert server.connections == 0
 
