@@ -17,6 +17,10 @@ __all__ = ["DEFAULT_MAX_EVENT_SIZE", "SSEDecoder", "ServerSentEvent"]
 
 DEFAULT_MAX_EVENT_SIZE = 16 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
+#: An unterminated ``data: ...`` line counts as what it will add once it ends (its value and the
+#: ``\n`` that joins lines): its length less this. So the cap gives the same verdict however the
+#: event is split into reads.
+_LINE_OVERHEAD = len(b"data: ") - 1
 
 
 class ServerSentEvent:
@@ -91,7 +95,7 @@ class SSEDecoder:
             # still inside one long line: keep the pieces, join once the line ends (no O(n²) copying)
             self._tail.append(chunk)
             self._tail_size += len(chunk)
-            if self._tail_size + self._size > self._max_event_size:
+            if self._tail_size - _LINE_OVERHEAD + self._size > self._max_event_size:
                 raise self._too_large()
             return []
         buffer = b"".join((*self._tail, chunk)) if self._tail else chunk
@@ -128,7 +132,7 @@ class SSEDecoder:
                 self._field(line)
                 if self._size > limit:
                     return self._fail(events)
-        if self._tail_size + self._size > limit:
+        if self._tail_size - _LINE_OVERHEAD + self._size > limit:
             return self._fail(events)
         return events
 
