@@ -6,7 +6,8 @@
 * ``reference_parse`` / ``sse_data`` / ``sse_chunks`` / ``sse_text``: read raw SSE bytes with a
   direct reading of the WHATWG algorithm (not solarstream's decoder, which is under test).
 * ``chunk_text``: the text of ``ChatCompletionChunk`` objects.
-* ``post_json`` and ``error_envelope``: raw HTTP for the emulator and the gateway.
+* ``LogWatch``: wait for a log line another thread writes.
+* ``post_json`` / ``emu_post`` and ``error_envelope``: raw HTTP for the emulator and the gateway.
 * ``expected_usage``: the emulator's token counts for a plain answer, from its public rules.
 """
 
@@ -14,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import threading
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -129,6 +131,43 @@ class ThreadServer(BackgroundLoop):
             self.call(self.server.aclose())
         finally:
             self.close()
+
+
+class LogWatch(logging.Handler):
+    """``with LogWatch("solarstream.server") as watch:`` the logger's messages, from any thread;
+    ``watch.wait_for(predicate)`` blocks until one matches (a condition variable, not a sleep), for
+    lines a server on another thread writes after its client already has the answer."""
+
+    def __init__(self, logger: str, level: int = logging.INFO) -> None:
+        super().__init__(level)
+        self._logger = logging.getLogger(logger)
+        self._level = level
+        self._saved_level = self._logger.level
+        self._changed = threading.Condition()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._changed:
+            self.messages.append(record.getMessage())
+            self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 10.0) -> str:
+        """The first message that matches; the timeout is a hang guard, not a timing assertion."""
+        with self._changed:
+            found = self._changed.wait_for(lambda: next((m for m in self.messages if predicate(m)), None), timeout)
+        assert found is not None, f"no matching log line in {self.messages}"
+        return found
+
+    def __enter__(self) -> LogWatch:
+        self._logger.addHandler(self)
+        if self._logger.getEffectiveLevel() > self._level:
+            self._logger.setLevel(self._level)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._saved_level)
 
 
 # --- raw SSE -----------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from solarstream.cli import COMMANDS, cli
 from solarstream.emulator import Emulator, answers
 from tests.conftest import UserDirs
 from tests.helpers import ThreadedEmulator as ThreadedEmulator  # re-exported: other modules import it from here
-from tests.helpers import last_body
+from tests.helpers import ask, expected_usage, last_body
 
 #: every test here gets its own data and config directories
 pytestmark = pytest.mark.usefixtures("user_dirs")
@@ -60,7 +60,7 @@ def test_stdin_becomes_the_user_message(threaded_emu: Emulator, args: list[str])
     notes = "line one\nline two\n"
     result = run(args, threaded_emu, input=notes)
     assert result.exit_code == 0, result.stderr
-    assert "You wrote: «line one line two»" in result.stdout
+    assert result.stdout == answer_for(notes)
     assert last_body(threaded_emu)["messages"] == [{"role": "system", "content": "Summarise"},
                                           {"role": "user", "content": notes}]
 
@@ -92,13 +92,15 @@ def test_json_lines_parse_back(threaded_emu: Emulator) -> None:
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     chunks = [json.loads(line) for line in lines]
-    assert len(chunks) > 3
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
-    content = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    content = [c["choices"][0]["delta"].get("content") for c in chunks if c["choices"]]
     reasoning = "".join(c["choices"][0]["delta"].get("reasoning") or "" for c in chunks if c["choices"])
-    assert "You wrote: «Hello»" in content
-    assert "Emulated reasoning" in reasoning  # --json keeps the reasoning in the chunks
-    assert chunks[-1]["usage"]["total_tokens"] > 0  # usage is asked for
+    assert [p for p in content if p] == answers.pieces(answers.answer_text("Hello"))  # one line per chunk
+    assert reasoning == answers.reasoning_text("solar-pro3", "high", "Hello")  # --json keeps the reasoning
+    usage = chunks[-1]["usage"]  # usage is asked for
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == sum(
+        answers.count_tokens(p) for p in answers.pieces(reasoning))
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert last_body(threaded_emu)["stream_options"] == {"include_usage": True}
 
 
@@ -110,24 +112,22 @@ def test_no_stream(threaded_emu: Emulator) -> None:
     result = run(["chat", "--no-stream", "--json", "Hello"], threaded_emu)
     completion = json.loads(result.stdout)
     assert completion["object"] == "chat.completion"
-    assert completion["usage"]["total_tokens"] > 0
+    assert completion["choices"][0]["message"]["content"] == answers.answer_text("Hello")
+    assert completion["usage"] == expected_usage(ask("Hello"), answers.answer_text("Hello"))
 
 
 def test_piped_stdout_gets_only_the_answer(threaded_emu: Emulator) -> None:
     result = run(["chat", "-m", "solar-pro3", "--reasoning-effort", "high", "Why?"], threaded_emu)
     assert result.exit_code == 0, result.stderr
-    assert "reasoning" not in result.stdout
-    assert result.stdout.startswith("[solarstream emulator] This is an offline test answer")
-    assert "\x1b[" not in result.stdout + result.stderr
+    assert result.stdout == answer_for("Why?")  # no reasoning, no colour
+    assert "\x1b[" not in result.stderr
 
 
 def test_offline_needs_no_key_and_says_so() -> None:
     result = run(["chat", "--offline", "Привет! Как дела?"])
     assert result.exit_code == 0, result.stderr
-    assert "emulator" in result.stderr
-    assert "not from a real model" in result.stderr
-    assert "You wrote: «Привет! Как дела?»" in result.stdout
-    assert "[solarstream emulator]" in result.stdout
+    assert result.stderr == "offline: answers come from solarstream's built-in emulator, not from a real model\n"
+    assert result.stdout == answer_for("Привет! Как дела?")
 
 
 def test_offline_refuses_a_base_url() -> None:
@@ -240,7 +240,8 @@ def test_usage_counts_reasoning(threaded_emu: Emulator) -> None:
     completion = json.loads(run(["chat", "--no-stream", "--json", "-m", "solar-pro3", "Why?"], threaded_emu).stdout)
     usage = completion["usage"]
     reasoning = usage["completion_tokens_details"]["reasoning_tokens"]
-    assert reasoning > 0
+    assert reasoning == sum(answers.count_tokens(p) for p in answers.pieces(
+        answers.reasoning_text("solar-pro3", None, "Why?")))
     assert result.stderr == (f"Token usage: {usage['prompt_tokens']} input, {usage['completion_tokens']} output "
                              f"({reasoning} reasoning), {usage['total_tokens']} total\n")
 
@@ -276,16 +277,18 @@ def test_api_errors_exit_1_with_one_line(
 def test_error_inside_the_stream_exits_1(threaded_emu: Emulator) -> None:
     result = run(["chat", "Hi [emulate:midstream-error after=2]"], threaded_emu)
     assert result.exit_code == 1
-    assert result.stdout.startswith("[solarstream emulator]")
-    assert "the stream reported an error" in result.stderr
+    assert result.stdout == "".join(answers.pieces(answers.answer_text("Hi"))[:2]) + "\n"  # what came, then a line end
+    assert result.stderr == ("solarstream: error: the stream reported an error (internal_server_error): "
+                             "Emulated error inside the stream (internal_server_error), requested by "
+                             "[emulate:midstream-error].\n")
 
 
 def test_truncated_stream_keeps_the_partial_answer(threaded_emu: Emulator) -> None:
     result = run(["chat", "Hi [emulate:truncate after=3]"], threaded_emu)
     assert result.exit_code == 1
-    assert result.stdout.startswith("[solarstream emulator]")
-    assert result.stdout.endswith("\n")
-    assert "incomplete" in result.stderr
+    assert result.stdout == "".join(answers.pieces(answers.answer_text("Hi"))[:3]) + "\n"  # the partial answer, kept
+    assert result.stderr.startswith("solarstream: error: the stream ended after ")
+    assert result.stderr.endswith(" bytes without [DONE] or a finish reason; the answer is incomplete\n")
 
 
 def test_no_key_is_bad_usage_and_says_what_to_do() -> None:
@@ -337,7 +340,7 @@ def test_interactive_keeps_the_conversation(threaded_emu: Emulator) -> None:
     messages = bodies[1]["messages"]
     assert messages[0] == {"role": "system", "content": "Be brief"}
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
-    assert "first question" in messages[2]["content"]
+    assert messages[2]["content"] == answers.answer_text("first question")
     assert bodies[2]["messages"] == [{"role": "system", "content": "Be brief"}, {"role": "user", "content": "third"}]
 
 

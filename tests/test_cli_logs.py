@@ -18,7 +18,7 @@ from solarstream import AsyncClient
 from solarstream._cli.connection import Connection, endpoint_label
 from solarstream.emulator import Emulator, answers
 from tests.conftest import API_KEY, PROXY_PASSWORD, UserDirs
-from tests.helpers import last_body
+from tests.helpers import expected_usage, last_body
 from tests.test_cli import run
 
 pytestmark = pytest.mark.usefixtures("user_dirs")
@@ -51,13 +51,13 @@ def test_a_prompt_and_its_answer_are_logged_with_everything(threaded_emu: Emulat
     assert record["prompt"] == "Why is the sky blue?"
     assert record["system"] == "Be brief"
     assert record["response"] == answers.answer_text("Why is the sky blue?")
-    assert record["reasoning"].startswith("[solarstream emulator] Emulated reasoning")
+    assert record["reasoning"] == answers.reasoning_text("solar-pro3", "high", "Why is the sky blue?")
     assert (record["model_asked"], record["model"]) == ("solar-pro3", "solar-pro3-260323")
     assert record["options"] == {"temperature": 0.3, "reasoning_effort": "high", "seed": 7,
                                  "stream_options": {"include_usage": True}}
     assert (record["status"], record["finish_reason"], record["error"]) == ("complete", "stop", None)
     reasoning_tokens = record["usage"]["completion_tokens_details"]["reasoning_tokens"]
-    assert reasoning_tokens > 0
+    assert reasoning_tokens == sum(answers.count_tokens(p) for p in answers.pieces(record["reasoning"]))
     assert record["prompt_tokens"] == answers.prompt_tokens(wire["messages"])
     assert record["total_tokens"] == record["prompt_tokens"] + record["completion_tokens"]
     assert record["endpoint"] == threaded_emu.base_url
@@ -80,7 +80,8 @@ def test_no_stream_and_stdin_prompts_are_logged(threaded_emu: Emulator) -> None:
     [record] = logged()
     assert record["prompt"] == "the notes\n Summarise"
     assert record["options"] == {}  # nothing was asked for: no stream_options without a stream
-    assert record["usage"]["total_tokens"] > 0
+    sent = last_body(threaded_emu)["messages"]
+    assert record["usage"] == expected_usage(sent, answers.answer_text(sent[-1]["content"]))
 
 
 def test_a_broken_stream_is_logged_as_failed_with_the_part_that_arrived(threaded_emu: Emulator) -> None:
