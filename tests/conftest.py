@@ -12,7 +12,8 @@ Fixtures, one per job:
 * ``http``: an ``Upstage`` provider with fast retries (key and base URL given per call);
   ``emu_provider``: one bound to ``emu``.
 * ``session``: a plain aiohttp session. ``user_dirs``: solarstream's data and config directories
-  under ``tmp_path`` (the CLI modules use it for every test).
+  under ``tmp_path`` (the CLI modules use it for every test). ``llm_home``: llm's files under
+  ``tmp_path``, the plugin pointed at ``threaded_emu``.
 """
 
 from __future__ import annotations
@@ -139,3 +140,15 @@ def user_dirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> UserDirs:
     monkeypatch.delenv("SOLARSTREAM_MODEL", raising=False)
     monkeypatch.delenv("SOLARSTREAM_LOGS_PATH", raising=False)
     return dirs
+
+
+@pytest.fixture
+def llm_home(threaded_emu: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """llm's files in a temporary directory; the plugin pointed at ``threaded_emu`` with a test key."""
+    home = tmp_path / "llm"
+    for name in ("LLM_MODEL", "LLM_RAISE_ERRORS", "LLM_OPENAI_SHOW_RESPONSES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LLM_USER_PATH", str(home))
+    monkeypatch.setenv("UPSTAGE_BASE_URL", threaded_emu.base_url)
+    monkeypatch.setenv("UPSTAGE_API_KEY", API_KEY)
+    return home

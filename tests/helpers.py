@@ -284,8 +284,13 @@ def last_body(emu: Emulator) -> dict[str, Any]:
     return body
 
 
+def completion_tokens(text: str, reasoning: str | None = None) -> int:
+    """What the emulator counts for an answer: its pieces, reasoning first."""
+    return sum(answers.count_tokens(p) for p in answers.pieces(reasoning or "") + answers.pieces(text))
+
+
 def expected_usage(messages: list[dict[str, Any]], text: str) -> dict[str, int]:
     """The usage the emulator reports for a plain answer ``text`` to ``messages`` (no reasoning, no tools)."""
     prompt = answers.prompt_tokens(messages)
-    completion = sum(answers.count_tokens(piece) for piece in answers.pieces(text))
+    completion = completion_tokens(text)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}

@@ -21,19 +21,9 @@ from click.testing import CliRunner, Result
 from solarstream.emulator import Emulator, answers
 from solarstream.providers.upstage.models import ALIASES, MODELS
 from tests.conftest import API_KEY
-from tests.helpers import last_body
+from tests.helpers import completion_tokens, last_body
 
-
-@pytest.fixture(autouse=True)
-def llm_home(threaded_emu: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, _clean_env: None) -> Path:
-    """llm's files in a temporary directory; the plugin pointed at the emulator with a test key."""
-    home = tmp_path / "llm"
-    for name in ("LLM_MODEL", "LLM_RAISE_ERRORS", "LLM_OPENAI_SHOW_RESPONSES"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LLM_USER_PATH", str(home))
-    monkeypatch.setenv("UPSTAGE_BASE_URL", threaded_emu.base_url)
-    monkeypatch.setenv("UPSTAGE_API_KEY", API_KEY)
-    return home
+pytestmark = pytest.mark.usefixtures("llm_home")
 
 
 def run(*args: str, input: str | None = None) -> Result:
@@ -53,11 +43,6 @@ def logs(*args: str) -> list[dict[str, Any]]:
     rows = json.loads(ok("logs", "--json", *args).stdout)
     assert isinstance(rows, list)
     return rows
-
-
-def completion_tokens(text: str, reasoning: str | None = None) -> int:
-    """What the emulator counts for an answer: its pieces, reasoning first."""
-    return sum(answers.count_tokens(p) for p in answers.pieces(reasoning or "") + answers.pieces(text))
 
 
 # --- registration ------------------------------------------------------------------------------
