@@ -533,3 +533,116 @@ async def test_other_exceptions_are_not_retried() -> None:
     with pytest.raises(ValueError, match="a bug"):
         await call_with_retries(attempt, policy=QUICK)
     assert made == [1]
+
+
+# --- the edges mutation testing found ---------------------------------------------------------------
+
+
+def test_an_http_date_without_a_zone_is_gmt_whatever_the_machines_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "KST-9")  # a machine in Seoul (POSIX form: needs no zone files)
+    time.tzset()
+    try:
+        assert advertised_delay({"retry-after": "Fri, 15 Jan 2027 08:00:05 -0000"}, now=NOW) == 5.0
+        assert advertised_delay({"retry-after": "Fri, 15 Jan 2027 08:00:05 GMT"}, now=NOW) == 5.0
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_token_pacing_keeps_the_headroom() -> None:
+    limiter = Limiter(tpm=600, headroom=0.5, clock=Clock(0.0))  # 5 tokens a second
+    assert [limiter.reserve(50)[0] for _ in range(3)] == [0.0, 0.0, 10.0]
+    assert limiter.learned() == {"rpm": None, "tpm": pytest.approx(600.0)}
+
+
+def test_a_single_token_is_paced_too() -> None:
+    limiter = Limiter(tpm=60, headroom=1.0, clock=Clock(0.0))  # one token a second
+    assert [limiter.reserve(1)[0] for _ in range(3)] == [0.0, 0.0, 1.0]
+
+
+async def test_waits_are_counted_and_added_up() -> None:
+    clock = Clock(0.0)  # still: each wait is its slot's distance from now (a few real milliseconds)
+    limiter = Limiter(rpm=60_000, headroom=1.0, clock=clock)  # a slot every millisecond
+    for _ in range(3):
+        await limiter.acquire()
+    assert limiter.stats.waits == 2  # the first slot was free: no wait, not even of zero
+    assert limiter.stats.waited_seconds == pytest.approx(0.003)
+
+
+async def test_a_wait_refused_for_the_deadline_gives_its_tokens_back() -> None:
+    loop = asyncio.get_running_loop()
+    limiter = Limiter(tpm=600, headroom=1.0, clock=Clock(0.0))  # 10 tokens a second
+    limiter.reserve(100)
+    limiter.reserve(100)
+    with pytest.raises(APITimeoutError):
+        await limiter.acquire(100, Deadline(loop.time() + 5.0, 5.0))  # its slot is 10 s away
+    assert limiter.reserve(100)[0] == 10.0  # the same slot: the refused one was not charged
+
+
+def test_the_same_pause_twice_is_one_pause() -> None:
+    limiter = Limiter(clock=Clock(10.0))
+    limiter.pause(5.0)
+    limiter.pause(5.0)
+    assert limiter.stats.pauses == 1
+
+
+async def test_unpaced_requests_count_from_when_the_limit_became_known() -> None:
+    clock = Clock(50.0)
+    limiter = Limiter(learn=True, headroom=1.0, clock=clock)
+    for _ in range(3):
+        await limiter.acquire()
+    clock.now = 55.0
+    limiter.observe(RateLimitFacts(limit_requests=120))  # two a second: the three used 1.5 s
+    assert limiter.reserve()[0] == 56.5
+
+
+def test_limits_of_one_are_learned() -> None:
+    limiter = Limiter(learn=True, headroom=1.0, clock=Clock(0.0))
+    limiter.observe(RateLimitFacts(limit_requests=1, limit_tokens=1))
+    assert limiter.learned() == {"rpm": 1.0, "tpm": 1.0}
+
+
+def test_a_429_teaches_the_limiter_what_its_headers_said() -> None:
+    limiter = Limiter(learn=True, headroom=1.0, clock=Clock(0.0))
+    limiter.rate_limited(limited(1.0, limit_requests=60, limit_tokens=6000), fallback=1.0)
+    assert limiter.learned() == {"rpm": 60.0, "tpm": 6000.0}
+
+
+async def test_a_call_without_an_estimate_charges_no_tokens() -> None:
+    seen: list[Grant] = []
+    attempt, _ = script("answer")
+    limiter = Limiter(tpm=600, headroom=1.0, clock=Clock(0.0))
+    assert await call_with_retries(attempt, policy=QUICK, limiter=limiter, on_grant=seen.append) == "answer"
+    assert [g.tokens for g in seen] == [0]
+    attempt, _ = script("answer")
+    assert await call_with_retries(attempt, policy=QUICK, tokens=7, on_grant=seen.append) == "answer"
+    assert [g.tokens for g in seen] == [0, 7]  # without a limiter the grant still says what was asked
+
+
+async def test_the_limiter_wait_is_bounded_by_the_calls_deadline() -> None:
+    loop = asyncio.get_running_loop()
+    limiter = Limiter(rpm=1, headroom=1.0)
+    attempt, made = script("first", "never")
+    assert await call_with_retries(attempt, policy=QUICK, limiter=limiter) == "first"
+    with pytest.raises(APITimeoutError, match="the rate limit allows the next request in"):
+        await asyncio.wait_for(call_with_retries(attempt, policy=QUICK, limiter=limiter,
+                                                 deadline=Deadline(loop.time() + 1.0, 1.0)), 10)
+    assert made == [1]
+
+
+@pytest.mark.parametrize("shared", [False, True])
+async def test_errors_other_than_429_wait_out_their_backoff_alone(shared: bool) -> None:
+    policy = RetryPolicy(max_retries=1, backoff=0.2, backoff_max=0.2)
+    attempt, made = script(ServerError("HTTP 503", status_code=503), "answer")
+    started = time.monotonic()
+    assert await call_with_retries(attempt, policy=policy, limiter=Limiter() if shared else None) == "answer"
+    assert time.monotonic() - started >= 0.1  # half the backoff at least (its jitter): it slept
+    assert made == [1, 2]
+
+
+async def test_a_429_without_a_shared_limiter_waits_alone() -> None:
+    attempt, made = script(limited(0.2), "answer")
+    started = time.monotonic()
+    assert await call_with_retries(attempt, policy=QUICK) == "answer"
+    assert time.monotonic() - started >= 0.2
+    assert made == [1, 2]

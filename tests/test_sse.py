@@ -395,3 +395,39 @@ def test_a_decoder_that_handed_out_events_before_the_cap_keeps_failing() -> None
             decoder.feed(b"data: fine\n\n")
     with pytest.raises(StreamError):
         decoder.close()
+
+
+def test_a_cap_error_is_final() -> None:
+    """After an oversized event the rest of the stream is not read from the middle of it."""
+    decoder = SSEDecoder(max_event_size=100)
+    with pytest.raises(StreamError):
+        decoder.feed(b"data: " + b"y" * 200)
+    with pytest.raises(StreamError, match="exceeded 100 bytes"):
+        decoder.feed(b"yyy\n\ndata: ok\n\n")  # not "ok": that would be parsing the oversized line's tail
+    with pytest.raises(StreamError):
+        decoder.close()
+
+
+def test_lines_so_far_and_an_unterminated_one_count_together() -> None:
+    # 61 bytes of data in a finished line, then a line that is not finished yet: the cap holds for both
+    for pieces in ([b"data: " + b"a" * 60 + b"\n", b"data: " + b"b" * 50],
+                   [b"data: " + b"a" * 60 + b"\ndata: ", b"b" * 25, b"b" * 25]):
+        assert verdict(pieces, 100) == ([], True)
+    decoder = SSEDecoder(max_event_size=100)  # at the cap: 61 + 39 (38 bytes and their line end) = 100
+    for piece in (b"data: " + b"a" * 60 + b"\ndata: ", b"b" * 20, b"b" * 18):
+        assert decoder.feed(piece) == []
+    assert decoder.feed(b"\n\n") == [E("a" * 60 + "\n" + "b" * 38)]
+
+
+def test_an_lf_at_the_start_of_a_read_after_a_cr_is_skipped_even_with_more_after_it() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\r") == []
+    # the LF ends nothing (CR LF is one line end), so "b" belongs to the same event
+    assert decoder.feed(b"\ndata: b\n\n") == [E("a\nb")]
+
+
+def test_a_bom_after_the_first_byte_is_not_stripped() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"\n") == []
+    # not at the start of the stream: part of the field name, so an unknown field, so no event
+    assert decoder.feed(b"\xef\xbb\xbfdata: x\n\ndata: y\n\n") == [E("y")]

@@ -72,7 +72,10 @@ def test_an_id_or_name_that_comes_late_is_still_taken() -> None:
     calls = ToolCallAssembler()
     calls.add(0, None, None, '{"q": ')
     calls.add(0, "call_late", "lookup", '"x"}')
-    assert calls.calls() == [ToolCall("call_late", FunctionCall("lookup", '{"q": "x"}'))]
+    calls.add(1, "call_b", None, "")
+    calls.add(1, None, "named_later", "{}")  # a name in a delta without an id
+    assert calls.calls() == [ToolCall("call_late", FunctionCall("lookup", '{"q": "x"}')),
+                             ToolCall("call_b", FunctionCall("named_later", "{}"))]
 
 
 async def test_repeated_ids_and_names_and_out_of_order_indexes_on_the_wire(server: RawServer) -> None:
@@ -315,7 +318,7 @@ async def test_on_close_is_called_once(server: RawServer) -> None:
 
 async def test_stop_is_kept_unless_the_provider_says_it_means_tool_calls(server: RawServer) -> None:
     body = sse(chunk(tool_calls=[call(0, id="c1", name="f")]), chunk(finish="stop"), "[DONE]")
-    server.enqueue(sse_reply(body), sse_reply(body))
+    server.enqueue(sse_reply(body), sse_reply(body), sse_reply(body))
     http = Upstage(api_key=API_KEY, base_url=server.base_url)
     try:
         for flag, reason in ((False, "stop"), (True, "tool_calls")):
@@ -323,8 +326,10 @@ async def test_stop_is_kept_unless_the_provider_says_it_means_tool_calls(server:
             stream = ChatStream(lambda r=request: http.send(r), stop_with_tool_calls=flag)  # type: ignore[misc]
             await stream.get_final_completion()
             assert stream.finish_reason == reason
-        plain = ChatStream(lambda: http.send(request))
+        plain = ChatStream(lambda: http.send(request))  # by default "stop" is taken as said
         assert plain.requested_model == ""
+        await plain.get_final_completion()
+        assert plain.finish_reason == "stop"
     finally:
         await http.aclose()
 

@@ -84,7 +84,9 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """The events this read completes. Past the size cap it raises ``StreamError`` — after
-        returning the events completed before the oversized one, so none of them is lost."""
+        returning the events completed before the oversized one, so none of them is lost — and
+        every later ``feed()`` or ``close()`` raises it again (the rest of the stream is not read
+        from the middle of the oversized event)."""
         if self._failed is not None:
             raise self._failed
         if self._skip_lf and chunk:
@@ -145,8 +147,7 @@ class SSEDecoder:
         error = self._too_large()
         if not events:
             raise error
-        self._failed = error  # hand out what completed first; the next feed() or close() raises
-        return events
+        return events  # hand out what completed first; the next feed() or close() raises
 
     def close(self) -> bool:
         """End of stream. Returns whether an unterminated event was discarded."""
@@ -191,12 +192,11 @@ class SSEDecoder:
         return event
 
     def _too_large(self) -> StreamError:
-        limit = self._max_event_size
+        """Fail for good: the held bytes are let go, and every later call raises this error."""
         self._tail.clear()
-        self._tail_size = 0
         self._data.clear()
-        self._size = 0
-        return StreamError(
-            f"a server-sent event exceeded {limit} bytes; the stream is malformed "
+        self._failed = StreamError(
+            f"a server-sent event exceeded {self._max_event_size} bytes; the stream is malformed "
             "or the limit (max_event_size) is too low for it"
         )
+        return self._failed
