@@ -10,12 +10,8 @@ import pytest
 from solarstream.emulator import Emulator, answers
 from solarstream.emulator.answers import answer_text
 from solarstream.errors import (
-    AuthenticationError,
-    InvalidRequestError,
+    APIStatusError,
     ModelNotSupportedError,
-    QuotaExceededError,
-    RateLimitError,
-    ServerError,
     StreamError,
     StreamTruncatedError,
 )
@@ -58,22 +54,24 @@ async def test_a_rate_limit_pauses_the_limiter_and_is_retried(emu: Emulator, emu
 
 
 @pytest.mark.parametrize(
-    ("directive", "error", "code"),
-    [("error status=401", AuthenticationError, "invalid_api_key"),
-     ("error status=401 code=api_key_is_blocked", QuotaExceededError, "api_key_is_blocked"),
-     ("error status=429 body=legacy", RateLimitError, None),
-     ("rate-limit code=usage_limit_exceeded", QuotaExceededError, "usage_limit_exceeded"),
-     ("error status=400 code=context_length_exceeded", InvalidRequestError, "context_length_exceeded"),
-     ("error status=502 body=empty", ServerError, None),
-     ("html-error", ServerError, None),
-     ("error status=499", InvalidRequestError, "client_closed_request")],
+    ("directive", "status", "code"),
+    [("error status=401", 401, "invalid_api_key"),
+     ("error status=401 code=api_key_is_blocked", 401, "api_key_is_blocked"),
+     ("error status=429 body=legacy", 429, None),
+     ("rate-limit code=usage_limit_exceeded", 429, "usage_limit_exceeded"),
+     ("error status=400 code=context_length_exceeded", 400, "context_length_exceeded"),
+     ("error status=502 body=empty", 502, None),
+     ("html-error", 502, None),
+     ("error status=499", 499, "client_closed_request")],
 )
-async def test_http_errors_map_to_typed_errors(
-    emu: Emulator, emu_provider: Upstage, directive: str, error: type[Exception], code: str | None
+async def test_emulated_errors_arrive_with_their_status_and_code(
+    emu: Emulator, emu_provider: Upstage, directive: str, status: int, code: str | None
 ) -> None:
-    with pytest.raises(error) as info:
+    """The emulator's error bodies (envelope, legacy, empty, HTML) as the client reads them; which class
+    each status and code gets is test_errors.py's."""
+    with pytest.raises(APIStatusError) as info:
         await stream_text(emu_provider, f"[emulate:{directive}]", max_retries=0)
-    assert getattr(info.value, "code", None) == code
+    assert (info.value.status_code, info.value.code) == (status, code)
     assert emu.api_key not in str(info.value)
 
 
