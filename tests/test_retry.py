@@ -646,3 +646,9 @@ async def test_a_429_without_a_shared_limiter_waits_alone() -> None:
     assert await call_with_retries(attempt, policy=QUICK) == "answer"
     assert time.monotonic() - started >= 0.2
     assert made == [1, 2]
+
+
+async def test_a_request_without_an_estimate_is_charged_no_tokens() -> None:
+    limiter = Limiter(tpm=60, headroom=1.0, clock=Clock(0.0))  # one token a second
+    assert [limiter.reserve()[0] for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert (await limiter.acquire()).tokens == 0

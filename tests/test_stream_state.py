@@ -74,8 +74,11 @@ def test_an_id_or_name_that_comes_late_is_still_taken() -> None:
     calls.add(0, "call_late", "lookup", '"x"}')
     calls.add(1, "call_b", None, "")
     calls.add(1, None, "named_later", "{}")  # a name in a delta without an id
+    calls.add(2, None, "named_first", "")
+    calls.add(2, "call_id_later", None, "{}")  # an id after the name
     assert calls.calls() == [ToolCall("call_late", FunctionCall("lookup", '{"q": "x"}')),
-                             ToolCall("call_b", FunctionCall("named_later", "{}"))]
+                             ToolCall("call_b", FunctionCall("named_later", "{}")),
+                             ToolCall("call_id_later", FunctionCall("named_first", "{}"))]
 
 
 async def test_repeated_ids_and_names_and_out_of_order_indexes_on_the_wire(server: RawServer) -> None:
