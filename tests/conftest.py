@@ -130,6 +130,11 @@ class UserDirs:
 
 @pytest.fixture
 def user_dirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> UserDirs:
+    """solarstream's user files under ``tmp_path`` (``isolate_user_dirs``)."""
+    return isolate_user_dirs(monkeypatch, tmp_path)
+
+
+def isolate_user_dirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> UserDirs:
     """Point every user file solarstream writes at ``tmp_path`` (the XDG variables too, as a second
     guard); the environment's SOLARSTREAM_MODEL and SOLARSTREAM_LOGS_PATH are removed."""
     dirs = UserDirs(tmp_path / "data", tmp_path / "config")

@@ -25,7 +25,10 @@ from solarstream import __version__
 from solarstream.cli import COMMANDS, cli
 from solarstream.emulator import Emulator, answers
 from tests.conftest import UserDirs
-from tests.helpers import ThreadedEmulator as ThreadedEmulator  # re-exported: other modules import it from here
+
+# re-exported: other test modules import these from here
+from tests.conftest import isolate_user_dirs as isolate_user_dirs
+from tests.helpers import ThreadedEmulator as ThreadedEmulator
 from tests.helpers import ask, expected_usage, last_body
 
 #: every test here gets its own data and config directories

@@ -21,9 +21,26 @@ from click.testing import CliRunner, Result
 from solarstream.emulator import Emulator, answers
 from solarstream.providers.upstage.models import ALIASES, MODELS
 from tests.conftest import API_KEY
-from tests.helpers import completion_tokens, last_body
+from tests.conftest import emu_thread as emu_thread
+from tests.helpers import ThreadedEmulator, completion_tokens, last_body
 
-pytestmark = pytest.mark.usefixtures("llm_home")
+# --- the fixtures of this module; other test modules import them from here ----------------------
+
+
+@pytest.fixture(autouse=True)
+def llm_home(llm_home: Path) -> Path:
+    """conftest's ``llm_home``, for every test here and in the modules that import it."""
+    return llm_home
+
+
+@pytest.fixture(scope="module")
+def emu(threaded_emu: Emulator) -> Emulator:
+    """Here (and where it is imported) ``emu`` is the module's emulator on its background loop."""
+    return threaded_emu
+
+
+def wait_for_disconnects(emu_thread: ThreadedEmulator, count: int) -> int:
+    return emu_thread.wait_for_disconnects(count)
 
 
 def run(*args: str, input: str | None = None) -> Result:
