@@ -17,8 +17,9 @@ import asyncio
 import json
 import logging
 import re
+import signal
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -168,6 +169,22 @@ class LogWatch(logging.Handler):
                  tb: TracebackType | None) -> None:
         self._logger.removeHandler(self)
         self._logger.setLevel(self._saved_level)
+
+
+async def from_child(proc: asyncio.subprocess.Process, waiting: Awaitable[T], what: str, timeout: float = 30.0) -> T:
+    """Await something a child process should do; if it hangs, fail with where it hangs: the child
+    must run with PYTHONFAULTHANDLER=1 (``CHILD_ENV``), and SIGABRT makes it print every thread's stack."""
+    try:
+        return await asyncio.wait_for(waiting, timeout)
+    except asyncio.TimeoutError:
+        proc.send_signal(signal.SIGABRT)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 10)
+        raise AssertionError(f"the child did not {what} within {timeout:g}s; it printed:\n"
+                             f"{(stderr or b'').decode(errors='replace')}") from None
+
+
+#: the environment for a child Python whose hangs should be diagnosable (``from_child``)
+CHILD_ENV = {"PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
 
 
 # --- raw SSE -----------------------------------------------------------------------------------
