@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -177,10 +178,23 @@ async def from_child(proc: asyncio.subprocess.Process, waiting: Awaitable[T], wh
     try:
         return await asyncio.wait_for(waiting, timeout)
     except asyncio.TimeoutError:
-        proc.send_signal(signal.SIGABRT)
-        _, stderr = await asyncio.wait_for(proc.communicate(), 10)
-        raise AssertionError(f"the child did not {what} within {timeout:g}s; it printed:\n"
+        state = _process_state(proc.pid)  # "Z (zombie)": it exited, and its exit went unnoticed
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGABRT)
+        try:
+            _, stderr = await asyncio.wait_for(proc.communicate(), 10)
+        except asyncio.TimeoutError:
+            stderr = b"(and no exit was noticed in 10 s more)"
+        raise AssertionError(f"the child did not {what} within {timeout:g}s (its state then: {state}); it printed:\n"
                              f"{(stderr or b'').decode(errors='replace')}") from None
+
+
+def _process_state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next((line.split(":", 1)[1].strip() for line in status if line.startswith("State:")), "?")
+    except OSError:
+        return "gone"
 
 
 #: the environment for a child Python whose hangs should be diagnosable (``from_child``)
