@@ -1,14 +1,34 @@
-"""Shared fixtures: a clean environment for every test and the raw fake upstream."""
+"""Shared fixtures: a clean environment for every test, the fake upstreams (raw server, emulator),
+providers pointed at them, and isolated user directories. Helpers that are not fixtures are in
+tests/helpers.py.
+
+Fixtures, one per job:
+
+* ``server``: the raw fake upstream (exact bytes) on the test's loop; ``kw(server)`` points a call at it.
+* ``emu``: the emulator on the test's loop. ``emu_env``: the same, with UPSTAGE_API_KEY and
+  UPSTAGE_BASE_URL pointing at it.
+* ``emu_thread``: one emulator per module on a background loop, for code that runs its own loop
+  (the CLI, ``Client``, llm); ``threaded_emu`` is its ``Emulator``.
+* ``http``: an ``Upstage`` provider with fast retries (key and base URL given per call);
+  ``emu_provider``: one bound to ``emu``.
+* ``session``: a plain aiohttp session. ``user_dirs``: solarstream's data and config directories
+  under ``tmp_path`` (the CLI modules use it for every test). ``llm_home``: llm's files under
+  ``tmp_path``, the plugin pointed at ``threaded_emu``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from solarstream import Upstage
 from solarstream.emulator import Emulator
+from tests.helpers import FAST_RETRY, ThreadedEmulator
 from tests.rawserver import RawServer
 
 #: distinctive secrets: tests assert they never leak into messages, reprs or logs
@@ -49,9 +69,46 @@ MESSAGES: list[dict[str, Any]] = [{"role": "user", "content": "Hello"}]
 
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:
-    """The offline emulator on 127.0.0.1 (a module may override this, e.g. to set env vars too)."""
+    """The offline emulator on 127.0.0.1, on the test's loop."""
     async with Emulator() as emulator:
         yield emulator
+
+
+@pytest.fixture
+def emu_env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    """The emulator, with UPSTAGE_API_KEY and UPSTAGE_BASE_URL pointing at it (code that reads the environment)."""
+    monkeypatch.setenv("UPSTAGE_BASE_URL", emu.base_url)
+    monkeypatch.setenv("UPSTAGE_API_KEY", emu.api_key)
+    return emu
+
+
+@pytest.fixture(scope="module")
+def emu_thread() -> Iterator[ThreadedEmulator]:
+    """One emulator per module on a background loop (its request records show what was sent)."""
+    running = ThreadedEmulator()
+    with running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def threaded_emu(emu_thread: ThreadedEmulator) -> Emulator:
+    return emu_thread.emulator
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[Upstage]:
+    """An Upstage provider with fast retries; the key and base URL are given per call (``kw(server)``)."""
+    provider = Upstage(retry=FAST_RETRY)
+    yield provider
+    await provider.aclose()
+
+
+@pytest.fixture
+async def emu_provider(emu: Emulator) -> AsyncIterator[Upstage]:
+    """An Upstage provider bound to the emulator, with fast retries."""
+    provider = Upstage(emu.api_key, emu.base_url, retry=FAST_RETRY)
+    yield provider
+    await provider.aclose()
 
 
 @pytest.fixture
@@ -59,3 +116,44 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
     """A plain aiohttp session, for asserting on raw bytes."""
     async with aiohttp.ClientSession() as s:
         yield s
+
+
+@dataclass(frozen=True)
+class UserDirs:
+    data: Path
+    config: Path
+
+    @property
+    def log(self) -> Path:
+        return self.data / "logs.db"
+
+
+@pytest.fixture
+def user_dirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> UserDirs:
+    """solarstream's user files under ``tmp_path`` (``isolate_user_dirs``)."""
+    return isolate_user_dirs(monkeypatch, tmp_path)
+
+
+def isolate_user_dirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> UserDirs:
+    """Point every user file solarstream writes at ``tmp_path`` (the XDG variables too, as a second
+    guard); the environment's SOLARSTREAM_MODEL and SOLARSTREAM_LOGS_PATH are removed."""
+    dirs = UserDirs(tmp_path / "data", tmp_path / "config")
+    monkeypatch.setenv("SOLARSTREAM_DATA_DIR", str(dirs.data))
+    monkeypatch.setenv("SOLARSTREAM_CONFIG_DIR", str(dirs.config))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.delenv("SOLARSTREAM_MODEL", raising=False)
+    monkeypatch.delenv("SOLARSTREAM_LOGS_PATH", raising=False)
+    return dirs
+
+
+@pytest.fixture
+def llm_home(threaded_emu: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """llm's files in a temporary directory; the plugin pointed at ``threaded_emu`` with a test key."""
+    home = tmp_path / "llm"
+    for name in ("LLM_MODEL", "LLM_RAISE_ERRORS", "LLM_OPENAI_SHOW_RESPONSES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LLM_USER_PATH", str(home))
+    monkeypatch.setenv("UPSTAGE_BASE_URL", threaded_emu.base_url)
+    monkeypatch.setenv("UPSTAGE_API_KEY", API_KEY)
+    return home

@@ -101,6 +101,6 @@ def test_report_renders_figures_ratios_and_chart(tmp_path: Path) -> None:
     text = report.render_results(results, "python bench/run.py", ["a note"])
     assert "python bench/run.py" in text
     assert "skipped: not importable" in text
-    assert "| (a) Upstage.create_async_generator | 157,500 / 165,000 |"  # median / best in text
+    assert "| (a) Upstage.create_async_generator | 157,500 / 165,000 |" in text  # median / best
     report.write_chart(results, tmp_path / "results.png")
     assert (tmp_path / "results.png").read_bytes().startswith(b"\x89PNG")

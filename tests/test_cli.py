@@ -11,16 +11,11 @@ Every test here and in the other test_cli modules runs with its own data and con
 from __future__ import annotations
 
 import ast
-import asyncio
 import json
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -29,72 +24,15 @@ import solarstream.cli as cli_module
 from solarstream import __version__
 from solarstream.cli import COMMANDS, cli
 from solarstream.emulator import Emulator, answers
+from tests.conftest import UserDirs
 
+# re-exported: other test modules import these from here
+from tests.conftest import isolate_user_dirs as isolate_user_dirs
+from tests.helpers import ThreadedEmulator as ThreadedEmulator
+from tests.helpers import ask, expected_usage, last_body
 
-class ThreadedEmulator:
-    """An ``Emulator`` on its own event loop in a daemon thread (``options`` go to ``Emulator``)."""
-
-    def __init__(self, **options: Any) -> None:
-        self._options = options
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self.emulator: Emulator | None = None
-        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(),), daemon=True)
-
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        async with Emulator(**self._options) as emulator:
-            self.emulator = emulator
-            self._ready.set()
-            await self._stop.wait()
-
-    def __enter__(self) -> Emulator:
-        self._thread.start()
-        assert self._ready.wait(10)
-        assert self.emulator is not None
-        return self.emulator
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-        self._loop.close()
-
-
-@dataclass(frozen=True)
-class UserDirs:
-    data: Path
-    config: Path
-
-    @property
-    def log(self) -> Path:
-        return self.data / "logs.db"
-
-
-def isolate_user_dirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> UserDirs:
-    """Point every user file solarstream writes at ``tmp_path`` (the XDG variables too, as a
-    second guard); the environment's SOLARSTREAM_MODEL and SOLARSTREAM_LOGS_PATH are removed."""
-    dirs = UserDirs(tmp_path / "data", tmp_path / "config")
-    monkeypatch.setenv("SOLARSTREAM_DATA_DIR", str(dirs.data))
-    monkeypatch.setenv("SOLARSTREAM_CONFIG_DIR", str(dirs.config))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.delenv("SOLARSTREAM_MODEL", raising=False)
-    monkeypatch.delenv("SOLARSTREAM_LOGS_PATH", raising=False)
-    return dirs
-
-
-@pytest.fixture(autouse=True)
-def user_dirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> UserDirs:
-    return isolate_user_dirs(monkeypatch, tmp_path)
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with ThreadedEmulator() as emulator:
-        yield emulator
+#: every test here gets its own data and config directories
+pytestmark = pytest.mark.usefixtures("user_dirs")
 
 
 def run(args: list[str], emu: Emulator | None = None, input: str | None = None, **env: str) -> Result:
@@ -104,99 +42,95 @@ def run(args: list[str], emu: Emulator | None = None, input: str | None = None, 
     return CliRunner().invoke(cli, args, input=input, env=env or None, catch_exceptions=False, prog_name="solarstream")
 
 
-def last_body(emu: Emulator) -> dict[str, Any]:
-    body = emu.requests[-1].json
-    assert isinstance(body, dict)
-    return body
 
 
 # --- chat ------------------------------------------------------------------------------------------
 
 
-def test_prompt_argument_streams_the_answer(emu: Emulator) -> None:
-    result = run(["chat", "Привет! Как дела?"], emu)
+def test_prompt_argument_streams_the_answer(threaded_emu: Emulator) -> None:
+    result = run(["chat", "Привет! Как дела?"], threaded_emu)
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "[solarstream emulator] This is an offline test answer, not a model's. " \
                             "You wrote: «Привет! Как дела?».\n"
-    body = last_body(emu)
+    body = last_body(threaded_emu)
     assert body["stream"] is True
     assert body["model"] == "solar-pro4"
     assert body["messages"] == [{"role": "user", "content": "Привет! Как дела?"}]
 
 
 @pytest.mark.parametrize("args", [["chat", "-s", "Summarise"], ["chat", "-s", "Summarise", "-"]])
-def test_stdin_becomes_the_user_message(emu: Emulator, args: list[str]) -> None:
+def test_stdin_becomes_the_user_message(threaded_emu: Emulator, args: list[str]) -> None:
     notes = "line one\nline two\n"
-    result = run(args, emu, input=notes)
+    result = run(args, threaded_emu, input=notes)
     assert result.exit_code == 0, result.stderr
-    assert "You wrote: «line one line two»" in result.stdout
-    assert last_body(emu)["messages"] == [{"role": "system", "content": "Summarise"},
+    assert result.stdout == answer_for(notes)
+    assert last_body(threaded_emu)["messages"] == [{"role": "system", "content": "Summarise"},
                                           {"role": "user", "content": notes}]
 
 
-def test_empty_stdin_is_bad_usage(emu: Emulator) -> None:
-    result = run(["chat"], emu, input="  \n")
+def test_empty_stdin_is_bad_usage(threaded_emu: Emulator) -> None:
+    result = run(["chat"], threaded_emu, input="  \n")
     assert result.exit_code == 2
     assert "stdin is empty" in result.stderr
 
 
-def test_options_go_into_the_request(emu: Emulator) -> None:
+def test_options_go_into_the_request(threaded_emu: Emulator) -> None:
     result = run(["chat", "-m", "solar-pro3", "--temperature", "0.3", "--max-tokens", "400",
-                  "--reasoning-effort", "medium", "Hi"], emu)
+                  "--reasoning-effort", "medium", "Hi"], threaded_emu)
     assert result.exit_code == 0, result.stderr
-    body = last_body(emu)
+    body = last_body(threaded_emu)
     assert (body["model"], body["temperature"], body["max_tokens"], body["reasoning_effort"]) == \
         ("solar-pro3", 0.3, 400, "medium")
 
 
-def test_retired_model_warns_once_and_uses_the_successor(emu: Emulator) -> None:
-    result = run(["chat", "-m", "solar-pro2", "Hi"], emu)
+def test_retired_model_warns_once_and_uses_the_successor(threaded_emu: Emulator) -> None:
+    result = run(["chat", "-m", "solar-pro2", "Hi"], threaded_emu)
     assert result.exit_code == 0, result.stderr
     assert result.stderr == "solarstream: warning: model 'solar-pro2' is retired; using its successor 'solar-pro3'\n"
-    assert last_body(emu)["model"] == "solar-pro3"
+    assert last_body(threaded_emu)["model"] == "solar-pro3"
 
 
-def test_json_lines_parse_back(emu: Emulator) -> None:
-    result = run(["chat", "--json", "-m", "solar-pro3", "--reasoning-effort", "high", "Hello"], emu)
+def test_json_lines_parse_back(threaded_emu: Emulator) -> None:
+    result = run(["chat", "--json", "-m", "solar-pro3", "--reasoning-effort", "high", "Hello"], threaded_emu)
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     chunks = [json.loads(line) for line in lines]
-    assert len(chunks) > 3
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
-    content = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    content = [c["choices"][0]["delta"].get("content") for c in chunks if c["choices"]]
     reasoning = "".join(c["choices"][0]["delta"].get("reasoning") or "" for c in chunks if c["choices"])
-    assert "You wrote: «Hello»" in content
-    assert "Emulated reasoning" in reasoning  # --json keeps the reasoning in the chunks
-    assert chunks[-1]["usage"]["total_tokens"] > 0  # usage is asked for
-    assert last_body(emu)["stream_options"] == {"include_usage": True}
+    assert [p for p in content if p] == answers.pieces(answers.answer_text("Hello"))  # one line per chunk
+    assert reasoning == answers.reasoning_text("solar-pro3", "high", "Hello")  # --json keeps the reasoning
+    usage = chunks[-1]["usage"]  # usage is asked for
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == sum(
+        answers.count_tokens(p) for p in answers.pieces(reasoning))
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert last_body(threaded_emu)["stream_options"] == {"include_usage": True}
 
 
-def test_no_stream(emu: Emulator) -> None:
-    result = run(["chat", "--no-stream", "Hello"], emu)
+def test_no_stream(threaded_emu: Emulator) -> None:
+    result = run(["chat", "--no-stream", "Hello"], threaded_emu)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.endswith("You wrote: «Hello».\n")
-    assert last_body(emu)["stream"] is False
-    result = run(["chat", "--no-stream", "--json", "Hello"], emu)
+    assert last_body(threaded_emu)["stream"] is False
+    result = run(["chat", "--no-stream", "--json", "Hello"], threaded_emu)
     completion = json.loads(result.stdout)
     assert completion["object"] == "chat.completion"
-    assert completion["usage"]["total_tokens"] > 0
+    assert completion["choices"][0]["message"]["content"] == answers.answer_text("Hello")
+    assert completion["usage"] == expected_usage(ask("Hello"), answers.answer_text("Hello"))
 
 
-def test_piped_stdout_gets_only_the_answer(emu: Emulator) -> None:
-    result = run(["chat", "-m", "solar-pro3", "--reasoning-effort", "high", "Why?"], emu)
+def test_piped_stdout_gets_only_the_answer(threaded_emu: Emulator) -> None:
+    result = run(["chat", "-m", "solar-pro3", "--reasoning-effort", "high", "Why?"], threaded_emu)
     assert result.exit_code == 0, result.stderr
-    assert "reasoning" not in result.stdout
-    assert result.stdout.startswith("[solarstream emulator] This is an offline test answer")
-    assert "\x1b[" not in result.stdout + result.stderr
+    assert result.stdout == answer_for("Why?")  # no reasoning, no colour
+    assert "\x1b[" not in result.stderr
 
 
 def test_offline_needs_no_key_and_says_so() -> None:
     result = run(["chat", "--offline", "Привет! Как дела?"])
     assert result.exit_code == 0, result.stderr
-    assert "emulator" in result.stderr
-    assert "not from a real model" in result.stderr
-    assert "You wrote: «Привет! Как дела?»" in result.stdout
-    assert "[solarstream emulator]" in result.stdout
+    assert result.stderr == "offline: answers come from solarstream's built-in emulator, not from a real model\n"
+    assert result.stdout == answer_for("Привет! Как дела?")
 
 
 def test_offline_refuses_a_base_url() -> None:
@@ -210,36 +144,36 @@ def answer_for(text: str) -> str:
     return answers.answer_text(text) + "\n"
 
 
-def test_stdin_comes_first_then_a_space_then_prompt(emu: Emulator) -> None:
+def test_stdin_comes_first_then_a_space_then_prompt(threaded_emu: Emulator) -> None:
     # llm's read_prompt: " ".join([stdin_prompt, prompt])
-    result = run(["chat", "Summarise"], emu, input="line one\nline two\n")
+    result = run(["chat", "Summarise"], threaded_emu, input="line one\nline two\n")
     assert result.exit_code == 0, result.stderr
-    assert last_body(emu)["messages"] == [{"role": "user", "content": "line one\nline two\n Summarise"}]
+    assert last_body(threaded_emu)["messages"] == [{"role": "user", "content": "line one\nline two\n Summarise"}]
     assert result.stdout == answer_for("line one\nline two\n Summarise")
 
 
-def test_blank_stdin_beside_a_prompt_is_ignored(emu: Emulator) -> None:
-    result = run(["chat", "Hello"], emu, input=" \n")
+def test_blank_stdin_beside_a_prompt_is_ignored(threaded_emu: Emulator) -> None:
+    result = run(["chat", "Hello"], threaded_emu, input=" \n")
     assert result.exit_code == 0, result.stderr
-    assert last_body(emu)["messages"] == [{"role": "user", "content": "Hello"}]
+    assert last_body(threaded_emu)["messages"] == [{"role": "user", "content": "Hello"}]
 
 
 @pytest.mark.parametrize("args", [["chat", ""], ["chat", "  \n "], ["chat", "-i", ""], [""]])
-def test_blank_prompt_is_bad_usage(emu: Emulator, args: list[str]) -> None:
-    before = len(emu.requests)
-    result = CliRunner().invoke(cli, [*args, "--base-url", emu.base_url, "--api-key", emu.api_key],
+def test_blank_prompt_is_bad_usage(threaded_emu: Emulator, args: list[str]) -> None:
+    before = len(threaded_emu.requests)
+    result = CliRunner().invoke(cli, [*args, "--base-url", threaded_emu.base_url, "--api-key", threaded_emu.api_key],
                                 input="from stdin\n")
     assert result.exit_code == 2
     assert "PROMPT is empty" in result.stderr
-    assert len(emu.requests) == before
+    assert len(threaded_emu.requests) == before
 
 
-def test_o_sends_any_parameter_typed_as_json(emu: Emulator) -> None:
+def test_o_sends_any_parameter_typed_as_json(threaded_emu: Emulator) -> None:
     result = run(["chat", "-m", "solar-pro3", "-o", "top_p", "0.5", "-o", "stop", '["END", "\\n\\n"]',
                   "-o", "seed", "7", "-o", "reasoning_effort", "high", "-o", "prompt_cache_key", '"123"',
-                  "-o", "response_format", '{"type": "json_object"}', "Answer in JSON"], emu)
+                  "-o", "response_format", '{"type": "json_object"}', "Answer in JSON"], threaded_emu)
     assert result.exit_code == 0, result.stderr
-    body = last_body(emu)
+    body = last_body(threaded_emu)
     assert (body["top_p"], body["stop"], body["seed"], body["reasoning_effort"], body["prompt_cache_key"]) == \
         (0.5, ["END", "\n\n"], 7, "high", "123")
     assert body["response_format"] == {"type": "json_object"}
@@ -258,16 +192,16 @@ def test_o_sends_any_parameter_typed_as_json(emu: Emulator) -> None:
     ],
 )
 def test_o_values_are_checked_before_sending_and_the_error_names_o(
-        emu: Emulator, options: list[str], message: str) -> None:
-    before = len(emu.requests)
-    result = run(["chat", *options, "Hi"], emu)
+        threaded_emu: Emulator, options: list[str], message: str) -> None:
+    before = len(threaded_emu.requests)
+    result = run(["chat", *options, "Hi"], threaded_emu)
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [message]
-    assert len(emu.requests) == before
+    assert len(threaded_emu.requests) == before
 
 
-def test_o_unknown_parameter_names_o_and_extra_body(emu: Emulator) -> None:
-    result = run(["chat", "-o", "bogus", "1", "Hi"], emu)
+def test_o_unknown_parameter_names_o_and_extra_body(threaded_emu: Emulator) -> None:
+    result = run(["chat", "-o", "bogus", "1", "Hi"], threaded_emu)
     assert result.exit_code == 2
     line = result.stderr.strip()
     assert line.startswith("solarstream: error: -o bogus: unknown parameter for Upstage; known: frequency_penalty, ")
@@ -292,24 +226,25 @@ def test_o_refuses_what_has_its_own_option(options: list[str], message: str) -> 
     assert message in result.stderr
 
 
-def test_usage_goes_to_stderr_after_the_answer(emu: Emulator) -> None:
-    result = run(["chat", "-u", "Hello"], emu)
+def test_usage_goes_to_stderr_after_the_answer(threaded_emu: Emulator) -> None:
+    result = run(["chat", "-u", "Hello"], threaded_emu)
     assert result.exit_code == 0, result.stderr
     assert result.stdout == answer_for("Hello")
-    assert last_body(emu)["stream_options"] == {"include_usage": True}
-    wire = json.loads(run(["chat", "--no-stream", "--json", "Hello"], emu).stdout)["usage"]
+    assert last_body(threaded_emu)["stream_options"] == {"include_usage": True}
+    wire = json.loads(run(["chat", "--no-stream", "--json", "Hello"], threaded_emu).stdout)["usage"]
     assert wire["prompt_tokens"] == answers.prompt_tokens([{"role": "user", "content": "Hello"}])
     assert result.stderr == (f"Token usage: {wire['prompt_tokens']} input, {wire['completion_tokens']} output, "
                              f"{wire['total_tokens']} total\n")
 
 
-def test_usage_counts_reasoning(emu: Emulator) -> None:
-    result = run(["chat", "--usage", "--no-stream", "-m", "solar-pro3", "Why?"], emu)
+def test_usage_counts_reasoning(threaded_emu: Emulator) -> None:
+    result = run(["chat", "--usage", "--no-stream", "-m", "solar-pro3", "Why?"], threaded_emu)
     assert result.exit_code == 0, result.stderr
-    completion = json.loads(run(["chat", "--no-stream", "--json", "-m", "solar-pro3", "Why?"], emu).stdout)
+    completion = json.loads(run(["chat", "--no-stream", "--json", "-m", "solar-pro3", "Why?"], threaded_emu).stdout)
     usage = completion["usage"]
     reasoning = usage["completion_tokens_details"]["reasoning_tokens"]
-    assert reasoning > 0
+    assert reasoning == sum(answers.count_tokens(p) for p in answers.pieces(
+        answers.reasoning_text("solar-pro3", None, "Why?")))
     assert result.stderr == (f"Token usage: {usage['prompt_tokens']} input, {usage['completion_tokens']} output "
                              f"({reasoning} reasoning), {usage['total_tokens']} total\n")
 
@@ -330,8 +265,10 @@ def test_usage_counts_reasoning(emu: Emulator) -> None:
     ],
 )
 @pytest.mark.parametrize("mode", [[], ["--no-stream"]])
-def test_api_errors_exit_1_with_one_line(emu: Emulator, directive: str, expected: str, mode: list[str]) -> None:
-    result = run(["chat", *mode, f"Hi {directive}"], emu)
+def test_api_errors_exit_1_with_one_line(
+    threaded_emu: Emulator, directive: str, expected: str, mode: list[str]
+) -> None:
+    result = run(["chat", *mode, f"Hi {directive}"], threaded_emu)
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
     assert len(lines) == 1
@@ -340,19 +277,21 @@ def test_api_errors_exit_1_with_one_line(emu: Emulator, directive: str, expected
     assert "Traceback" not in result.output
 
 
-def test_error_inside_the_stream_exits_1(emu: Emulator) -> None:
-    result = run(["chat", "Hi [emulate:midstream-error after=2]"], emu)
+def test_error_inside_the_stream_exits_1(threaded_emu: Emulator) -> None:
+    result = run(["chat", "Hi [emulate:midstream-error after=2]"], threaded_emu)
     assert result.exit_code == 1
-    assert result.stdout.startswith("[solarstream emulator]")
-    assert "the stream reported an error" in result.stderr
+    assert result.stdout == "".join(answers.pieces(answers.answer_text("Hi"))[:2]) + "\n"  # what came, then a line end
+    assert result.stderr == ("solarstream: error: the stream reported an error (internal_server_error): "
+                             "Emulated error inside the stream (internal_server_error), requested by "
+                             "[emulate:midstream-error].\n")
 
 
-def test_truncated_stream_keeps_the_partial_answer(emu: Emulator) -> None:
-    result = run(["chat", "Hi [emulate:truncate after=3]"], emu)
+def test_truncated_stream_keeps_the_partial_answer(threaded_emu: Emulator) -> None:
+    result = run(["chat", "Hi [emulate:truncate after=3]"], threaded_emu)
     assert result.exit_code == 1
-    assert result.stdout.startswith("[solarstream emulator]")
-    assert result.stdout.endswith("\n")
-    assert "incomplete" in result.stderr
+    assert result.stdout == "".join(answers.pieces(answers.answer_text("Hi"))[:3]) + "\n"  # the partial answer, kept
+    assert result.stderr.startswith("solarstream: error: the stream ended after ")
+    assert result.stderr.endswith(" bytes without [DONE] or a finish reason; the answer is incomplete\n")
 
 
 def test_no_key_is_bad_usage_and_says_what_to_do() -> None:
@@ -363,19 +302,20 @@ def test_no_key_is_bad_usage_and_says_what_to_do() -> None:
         "(get one at https://console.upstage.ai/api-keys), or try --offline")
 
 
-def test_wrong_key_names_the_fix_but_not_the_key(emu: Emulator) -> None:
-    result = CliRunner().invoke(cli, ["chat", "--base-url", emu.base_url, "--api-key", "sk-Wr0ngKindOfKey", "Hi"])
+def test_wrong_key_names_the_fix_but_not_the_key(threaded_emu: Emulator) -> None:
+    result = CliRunner().invoke(cli, ["chat", "--base-url", threaded_emu.base_url, "--api-key", "sk-Wr0ngKindOfKey",
+                                      "Hi"])
     assert result.exit_code == 1
     assert "--api-key" in result.stderr
     assert "sk-Wr0ngKindOfKey" not in result.output
 
 
-def test_request_known_to_be_invalid_is_bad_usage(emu: Emulator) -> None:
-    before = len(emu.requests)
-    result = run(["chat", "-m", "solar-mini", "--reasoning-effort", "high", "Hi"], emu)
+def test_request_known_to_be_invalid_is_bad_usage(threaded_emu: Emulator) -> None:
+    before = len(threaded_emu.requests)
+    result = run(["chat", "-m", "solar-mini", "--reasoning-effort", "high", "Hi"], threaded_emu)
     assert result.exit_code == 2
     assert "reasoning_effort" in result.stderr
-    assert len(emu.requests) == before  # nothing was sent
+    assert len(threaded_emu.requests) == before  # nothing was sent
 
 
 def test_click_usage_errors_exit_2() -> None:
@@ -393,26 +333,26 @@ def test_unreachable_api_is_exit_1() -> None:
 # --- interactive (driven through stdin here; the pty test covers the terminal) ------------------
 
 
-def test_interactive_keeps_the_conversation(emu: Emulator) -> None:
+def test_interactive_keeps_the_conversation(threaded_emu: Emulator) -> None:
     script = "first question\n/system Be brief\n/model solar-mini\nsecond question\n/reset\nthird\n/exit\n"
-    result = run(["chat", "-i"], emu, input=script)
+    result = run(["chat", "-i"], threaded_emu, input=script)
     assert result.exit_code == 0, result.stderr
-    bodies = [r.json for r in emu.requests[-3:]]
+    bodies = [r.json for r in threaded_emu.requests[-3:]]
     assert bodies[0]["messages"] == [{"role": "user", "content": "first question"}]
     assert bodies[1]["model"] == "solar-mini"
     messages = bodies[1]["messages"]
     assert messages[0] == {"role": "system", "content": "Be brief"}
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
-    assert "first question" in messages[2]["content"]
+    assert messages[2]["content"] == answers.answer_text("first question")
     assert bodies[2]["messages"] == [{"role": "system", "content": "Be brief"}, {"role": "user", "content": "third"}]
 
 
-def test_interactive_error_keeps_going(emu: Emulator) -> None:
+def test_interactive_error_keeps_going(threaded_emu: Emulator) -> None:
     script = "boom [emulate:error status=400 code=invalid_request_body]\nfine\n"
-    result = run(["chat", "-i"], emu, input=script)  # ends with EOF, like Ctrl-D
+    result = run(["chat", "-i"], threaded_emu, input=script)  # ends with EOF, like Ctrl-D
     assert result.exit_code == 0
     assert "HTTP 400" in result.stderr
-    assert last_body(emu)["messages"] == [{"role": "user", "content": "fine"}]  # the failed turn is dropped
+    assert last_body(threaded_emu)["messages"] == [{"role": "user", "content": "fine"}]  # the failed turn is dropped
 
 
 # --- models and the group ----------------------------------------------------------------------
@@ -429,13 +369,13 @@ def test_models_lists_the_table() -> None:
     assert {r["name"] for r in rows} >= {"solar-pro4", "solar-pro3", "solar-mini", "syn-pro", "solar-pro"}
 
 
-def test_models_live_asks_the_api(emu: Emulator) -> None:
-    result = run(["models", "--live"], emu)
+def test_models_live_asks_the_api(threaded_emu: Emulator) -> None:
+    result = run(["models", "--live"], threaded_emu)
     assert result.exit_code == 0, result.stderr
-    assert emu.requests[-1].path.endswith("/models")
+    assert threaded_emu.requests[-1].path.endswith("/models")
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
     assert lines["solar-pro4"].endswith("current")
-    rows = json.loads(run(["models", "--live", "--json"], emu).stdout)
+    rows = json.loads(run(["models", "--live", "--json"], threaded_emu).stdout)
     assert {"id": "solar-mini", "status": "current"} in rows
 
 
@@ -464,12 +404,13 @@ def test_serve_without_the_server_extra_says_what_to_install() -> None:
 # --- the group: a prompt without 'chat', typos, python -m, completion, start-up ----------------------
 
 
-def test_a_prompt_without_the_chat_word_is_chat(emu: Emulator) -> None:
-    result = CliRunner().invoke(cli, ["--base-url", emu.base_url, "--api-key", emu.api_key, "-m", "solar-mini",
+def test_a_prompt_without_the_chat_word_is_chat(threaded_emu: Emulator) -> None:
+    result = CliRunner().invoke(cli, ["--base-url", threaded_emu.base_url, "--api-key", threaded_emu.api_key,
+                                      "-m", "solar-mini",
                                       "What is the time?"])
     assert result.exit_code == 0, result.stderr
     assert result.stdout == answer_for("What is the time?")
-    assert last_body(emu)["model"] == "solar-mini"
+    assert last_body(threaded_emu)["model"] == "solar-mini"
 
 
 @pytest.mark.parametrize("args", [["--offline", "Hello"], ["Hello", "--offline"], ["hello", "--offline"]])
@@ -479,8 +420,9 @@ def test_offline_prompt_without_the_chat_word(args: list[str]) -> None:
     assert result.stdout == answer_for(args[0] if args[0] != "--offline" else args[1])
 
 
-def test_piped_stdin_without_any_argument_is_chat(emu: Emulator) -> None:
-    result = run([], input="piped question\n", UPSTAGE_BASE_URL=emu.base_url, UPSTAGE_API_KEY=emu.api_key)
+def test_piped_stdin_without_any_argument_is_chat(threaded_emu: Emulator) -> None:
+    result = run([], input="piped question\n", UPSTAGE_BASE_URL=threaded_emu.base_url,
+                 UPSTAGE_API_KEY=threaded_emu.api_key)
     assert result.exit_code == 0, result.stderr
     assert result.stdout == answer_for("piped question")
 

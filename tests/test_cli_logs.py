@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +17,11 @@ import pytest
 from solarstream import AsyncClient
 from solarstream._cli.connection import Connection, endpoint_label
 from solarstream.emulator import Emulator, answers
-from tests.conftest import API_KEY, PROXY_PASSWORD
-from tests.test_cli import ThreadedEmulator, UserDirs, isolate_user_dirs, last_body, run
+from tests.conftest import API_KEY, PROXY_PASSWORD, UserDirs
+from tests.helpers import expected_usage, last_body
+from tests.test_cli import run
 
-
-@pytest.fixture(autouse=True)
-def user_dirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> UserDirs:
-    return isolate_user_dirs(monkeypatch, tmp_path)
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with ThreadedEmulator() as emulator:
-        yield emulator
+pytestmark = pytest.mark.usefixtures("user_dirs")
 
 
 def logged() -> list[dict[str, Any]]:
@@ -41,8 +32,8 @@ def logged() -> list[dict[str, Any]]:
     return records
 
 
-def ask(emu: Emulator, *args: str, input: str | None = None) -> str:
-    result = run(["chat", *args], emu, input=input)
+def ask(threaded_emu: Emulator, *args: str, input: str | None = None) -> str:
+    result = run(["chat", *args], threaded_emu, input=input)
     assert result.exit_code == 0, result.stderr
     return result.stdout
 
@@ -50,26 +41,26 @@ def ask(emu: Emulator, *args: str, input: str | None = None) -> str:
 # --- what is stored --------------------------------------------------------------------------------
 
 
-def test_a_prompt_and_its_answer_are_logged_with_everything(emu: Emulator, user_dirs: UserDirs) -> None:
+def test_a_prompt_and_its_answer_are_logged_with_everything(threaded_emu: Emulator, user_dirs: UserDirs) -> None:
     before = datetime.datetime.now(datetime.timezone.utc)
-    out = ask(emu, "-m", "solar-pro3", "-s", "Be brief", "--temperature", "0.3", "--reasoning-effort", "high",
+    out = ask(threaded_emu, "-m", "solar-pro3", "-s", "Be brief", "--temperature", "0.3", "--reasoning-effort", "high",
               "-o", "seed", "7", "Why is the sky blue?")
     [record] = logged()
-    wire = emu.requests[-1].json
+    wire = threaded_emu.requests[-1].json
     assert out == answers.answer_text("Why is the sky blue?") + "\n"
     assert record["prompt"] == "Why is the sky blue?"
     assert record["system"] == "Be brief"
     assert record["response"] == answers.answer_text("Why is the sky blue?")
-    assert record["reasoning"].startswith("[solarstream emulator] Emulated reasoning")
+    assert record["reasoning"] == answers.reasoning_text("solar-pro3", "high", "Why is the sky blue?")
     assert (record["model_asked"], record["model"]) == ("solar-pro3", "solar-pro3-260323")
     assert record["options"] == {"temperature": 0.3, "reasoning_effort": "high", "seed": 7,
                                  "stream_options": {"include_usage": True}}
     assert (record["status"], record["finish_reason"], record["error"]) == ("complete", "stop", None)
     reasoning_tokens = record["usage"]["completion_tokens_details"]["reasoning_tokens"]
-    assert reasoning_tokens > 0
+    assert reasoning_tokens == sum(answers.count_tokens(p) for p in answers.pieces(record["reasoning"]))
     assert record["prompt_tokens"] == answers.prompt_tokens(wire["messages"])
     assert record["total_tokens"] == record["prompt_tokens"] + record["completion_tokens"]
-    assert record["endpoint"] == emu.base_url
+    assert record["endpoint"] == threaded_emu.base_url
     assert record["id"] != record["conversation_id"]
     assert len(record["id"]) == 26
     started = datetime.datetime.fromisoformat(record["datetime_utc"].replace("Z", "+00:00"))
@@ -78,22 +69,23 @@ def test_a_prompt_and_its_answer_are_logged_with_everything(emu: Emulator, user_
     assert user_dirs.log.exists()
 
 
-def test_a_retired_name_is_logged_as_asked_and_as_answered(emu: Emulator) -> None:
-    ask(emu, "-m", "solar-pro2", "Hi")
+def test_a_retired_name_is_logged_as_asked_and_as_answered(threaded_emu: Emulator) -> None:
+    ask(threaded_emu, "-m", "solar-pro2", "Hi")
     [record] = logged()
     assert (record["model_asked"], record["model"]) == ("solar-pro2", "solar-pro3-260323")
 
 
-def test_no_stream_and_stdin_prompts_are_logged(emu: Emulator) -> None:
-    ask(emu, "--no-stream", "Summarise", input="the notes\n")
+def test_no_stream_and_stdin_prompts_are_logged(threaded_emu: Emulator) -> None:
+    ask(threaded_emu, "--no-stream", "Summarise", input="the notes\n")
     [record] = logged()
     assert record["prompt"] == "the notes\n Summarise"
     assert record["options"] == {}  # nothing was asked for: no stream_options without a stream
-    assert record["usage"]["total_tokens"] > 0
+    sent = last_body(threaded_emu)["messages"]
+    assert record["usage"] == expected_usage(sent, answers.answer_text(sent[-1]["content"]))
 
 
-def test_a_broken_stream_is_logged_as_failed_with_the_part_that_arrived(emu: Emulator) -> None:
-    result = run(["chat", "Hi [emulate:truncate after=3]"], emu)
+def test_a_broken_stream_is_logged_as_failed_with_the_part_that_arrived(threaded_emu: Emulator) -> None:
+    result = run(["chat", "Hi [emulate:truncate after=3]"], threaded_emu)
     assert result.exit_code == 1
     [record] = logged()
     assert record["status"] == "failed"
@@ -104,8 +96,8 @@ def test_a_broken_stream_is_logged_as_failed_with_the_part_that_arrived(emu: Emu
     assert record["finish_reason"] is None
 
 
-def test_an_api_error_is_logged_as_failed_without_an_answer(emu: Emulator) -> None:
-    result = run(["chat", "Hi [emulate:rate-limit]"], emu)
+def test_an_api_error_is_logged_as_failed_without_an_answer(threaded_emu: Emulator) -> None:
+    result = run(["chat", "Hi [emulate:rate-limit]"], threaded_emu)
     assert result.exit_code == 1
     [record] = logged()
     assert (record["status"], record["response"], record["model"]) == ("failed", "", None)
@@ -113,23 +105,23 @@ def test_an_api_error_is_logged_as_failed_without_an_answer(emu: Emulator) -> No
     assert "HTTP 429 too_many_requests" in record["error"]
 
 
-def test_a_request_refused_before_sending_is_not_logged(emu: Emulator, user_dirs: UserDirs) -> None:
-    result = run(["chat", "-m", "solar-mini", "--reasoning-effort", "high", "Hi"], emu)
+def test_a_request_refused_before_sending_is_not_logged(threaded_emu: Emulator, user_dirs: UserDirs) -> None:
+    result = run(["chat", "-m", "solar-mini", "--reasoning-effort", "high", "Hi"], threaded_emu)
     assert result.exit_code == 2
     assert run(["chat", "--api-key", "", "Hi"]).exit_code == 2  # no key
     assert logged() == []
 
 
-def test_nothing_secret_is_stored(emu: Emulator, user_dirs: UserDirs) -> None:
-    result = run(["chat", "--base-url", emu.base_url, "--api-key", API_KEY, "Hi"])
+def test_nothing_secret_is_stored(threaded_emu: Emulator, user_dirs: UserDirs) -> None:
+    result = run(["chat", "--base-url", threaded_emu.base_url, "--api-key", API_KEY, "Hi"])
     assert result.exit_code == 0, result.stderr
     proxy = f"http://user:{PROXY_PASSWORD}@127.0.0.1:9"
-    result = run(["chat", "--base-url", emu.base_url, "--api-key", API_KEY, "--proxy", proxy,
+    result = run(["chat", "--base-url", threaded_emu.base_url, "--api-key", API_KEY, "--proxy", proxy,
                   "--max-retries", "0", "Hi through a proxy"])
     assert result.exit_code == 1
     records = logged()
     assert [r["status"] for r in records] == ["complete", "failed"]
-    assert records[1]["endpoint"] == emu.base_url
+    assert records[1]["endpoint"] == threaded_emu.base_url
     files = [p for p in user_dirs.data.iterdir() if p.name.startswith("logs.db")]
     assert files
     for path in files:
@@ -186,28 +178,28 @@ def test_a_reader_that_leaves_gets_the_answer_logged_as_interrupted(user_dirs: U
 # --- the off switch ------------------------------------------------------------------------------
 
 
-def test_no_log_logs_off_and_log(emu: Emulator, user_dirs: UserDirs) -> None:
-    ask(emu, "--no-log", "one")
-    ask(emu, "-n", "two")
+def test_no_log_logs_off_and_log(threaded_emu: Emulator, user_dirs: UserDirs) -> None:
+    ask(threaded_emu, "--no-log", "one")
+    ask(threaded_emu, "-n", "two")
     assert not user_dirs.log.exists()  # nothing logged, and nothing created
     result = run(["logs", "off"])
     assert result.exit_code == 0
     assert json.loads((user_dirs.config / "config.json").read_text()) == {"log": False}
-    ask(emu, "three")
+    ask(threaded_emu, "three")
     assert "Logging is off" in run(["logs", "status"]).stdout
-    ask(emu, "--log", "four")
+    ask(threaded_emu, "--log", "four")
     assert [r["prompt"] for r in logged()] == ["four"]
     assert run(["logs", "on"]).exit_code == 0
     assert json.loads((user_dirs.config / "config.json").read_text()) == {}
-    ask(emu, "five")
+    ask(threaded_emu, "five")
     assert [r["prompt"] for r in logged()] == ["four", "five"]
     assert run(["chat", "--log", "--no-log", "--offline", "x"]).exit_code == 2
 
 
-def test_a_log_that_cannot_be_used_does_not_stop_the_chat(emu: Emulator, user_dirs: UserDirs) -> None:
+def test_a_log_that_cannot_be_used_does_not_stop_the_chat(threaded_emu: Emulator, user_dirs: UserDirs) -> None:
     user_dirs.data.mkdir(parents=True)
     user_dirs.log.write_bytes(b"this is not a database" * 100)
-    result = run(["chat", "Hi"], emu)
+    result = run(["chat", "Hi"], threaded_emu)
     assert result.exit_code == 0
     assert result.stdout == answers.answer_text("Hi") + "\n"
     assert result.stderr.startswith(f"solarstream: warning: not logging: cannot use the log {user_dirs.log}: ")
@@ -219,9 +211,9 @@ def test_a_log_that_cannot_be_used_does_not_stop_the_chat(emu: Emulator, user_di
 # --- solarstream logs ------------------------------------------------------------------------------
 
 
-def test_logs_lists_the_last_three_oldest_first_and_n_changes_it(emu: Emulator) -> None:
+def test_logs_lists_the_last_three_oldest_first_and_n_changes_it(threaded_emu: Emulator) -> None:
     for i in range(5):
-        ask(emu, f"question {i}")
+        ask(threaded_emu, f"question {i}")
     out = run(["logs"]).stdout
     assert [line for line in out.splitlines() if line.startswith("question")] == \
         ["question 2", "question 3", "question 4"]
@@ -230,8 +222,8 @@ def test_logs_lists_the_last_three_oldest_first_and_n_changes_it(emu: Emulator) 
     assert run(["logs", "list", "--count", "2", "--json"]).stdout == run(["logs", "-n", "2", "--json"]).stdout
 
 
-def test_logs_markdown_shows_one_entry_as_llm_does(emu: Emulator) -> None:
-    ask(emu, "-s", "Be brief", "-o", "top_p", "0.5", "Hello")
+def test_logs_markdown_shows_one_entry_as_llm_does(threaded_emu: Emulator) -> None:
+    ask(threaded_emu, "-s", "Be brief", "-o", "top_p", "0.5", "Hello")
     [record] = logged()
     assert run(["logs", "--usage"]).stdout == (
         f"# {record['datetime_utc']}    conversation: {record['conversation_id']} id: {record['id']}\n"
@@ -247,10 +239,10 @@ def test_logs_markdown_shows_one_entry_as_llm_does(emu: Emulator) -> None:
         f"{record['total_tokens']} total\n")
 
 
-def test_logs_search_ignores_case_also_in_cyrillic(emu: Emulator) -> None:
-    ask(emu, "Привет! Как дела?")
-    ask(emu, "something else")
-    ask(emu, "-s", "Отвечай кратко", "third")
+def test_logs_search_ignores_case_also_in_cyrillic(threaded_emu: Emulator) -> None:
+    ask(threaded_emu, "Привет! Как дела?")
+    ask(threaded_emu, "something else")
+    ask(threaded_emu, "-s", "Отвечай кратко", "third")
     found = json.loads(run(["logs", "-q", "ПРИВЕТ", "--json"]).stdout)
     assert [r["prompt"] for r in found] == ["Привет! Как дела?"]
     assert [r["prompt"] for r in json.loads(run(["logs", "-q", "КРАТКО", "--json"]).stdout)] == ["third"]
@@ -260,10 +252,10 @@ def test_logs_search_ignores_case_also_in_cyrillic(emu: Emulator) -> None:
     assert json.loads(run(["logs", "-q", "nowhere", "--json"]).stdout) == []
 
 
-def test_logs_filters_by_model_conversation_and_prints_the_last_answer(emu: Emulator) -> None:
-    ask(emu, "-m", "solar-mini", "first")
-    ask(emu, "-c", "second")
-    ask(emu, "other")
+def test_logs_filters_by_model_conversation_and_prints_the_last_answer(threaded_emu: Emulator) -> None:
+    ask(threaded_emu, "-m", "solar-mini", "first")
+    ask(threaded_emu, "-c", "second")
+    ask(threaded_emu, "other")
     records = logged()
     cid = records[0]["conversation_id"]
     assert records[1]["conversation_id"] == cid
@@ -287,10 +279,10 @@ def test_logs_before_anything_was_logged(user_dirs: UserDirs) -> None:
     assert not user_dirs.log.exists()
 
 
-def test_logs_path_and_status(emu: Emulator, user_dirs: UserDirs) -> None:
+def test_logs_path_and_status(threaded_emu: Emulator, user_dirs: UserDirs) -> None:
     assert run(["logs", "path"]).stdout == f"{user_dirs.log}\n"
-    ask(emu, "one")
-    ask(emu, "-c", "two")
+    ask(threaded_emu, "one")
+    ask(threaded_emu, "-c", "two")
     assert run(["logs", "status"]).stdout == (
         f"Logging is on\nLog: {user_dirs.log}\nConversations: 1\nPrompts and answers: 2\n")
 
@@ -307,57 +299,57 @@ def test_the_log_lives_in_the_xdg_data_dir_unless_told(monkeypatch: pytest.Monke
 # --- continuing a conversation ----------------------------------------------------------------------
 
 
-def test_continue_sends_the_previous_turns(emu: Emulator) -> None:
-    ask(emu, "first question")
+def test_continue_sends_the_previous_turns(threaded_emu: Emulator) -> None:
+    ask(threaded_emu, "first question")
     first_answer = answers.answer_text("first question")
-    ask(emu, "-c", "second question")
-    assert last_body(emu)["messages"] == [
+    ask(threaded_emu, "-c", "second question")
+    assert last_body(threaded_emu)["messages"] == [
         {"role": "user", "content": "first question"},
         {"role": "assistant", "content": first_answer},
         {"role": "user", "content": "second question"},
     ]
-    ask(emu, "--continue", "third")
-    assert [m["content"] for m in last_body(emu)["messages"]] == [
+    ask(threaded_emu, "--continue", "third")
+    assert [m["content"] for m in last_body(threaded_emu)["messages"]] == [
         "first question", first_answer, "second question", answers.answer_text("second question"), "third"]
     assert len({r["conversation_id"] for r in logged()}) == 1
 
 
-def test_cid_continues_a_given_conversation(emu: Emulator) -> None:
-    ask(emu, "about cats")
-    ask(emu, "about dogs")
+def test_cid_continues_a_given_conversation(threaded_emu: Emulator) -> None:
+    ask(threaded_emu, "about cats")
+    ask(threaded_emu, "about dogs")
     cats = logged()[0]["conversation_id"]
-    ask(emu, "--cid", cats, "more cats")
-    assert [m["content"] for m in last_body(emu)["messages"]] == [
+    ask(threaded_emu, "--cid", cats, "more cats")
+    assert [m["content"] for m in last_body(threaded_emu)["messages"]] == [
         "about cats", answers.answer_text("about cats"), "more cats"]
     assert logged()[-1]["conversation_id"] == cats
 
 
-def test_continue_keeps_the_system_prompt_and_model_unless_told(emu: Emulator) -> None:
-    ask(emu, "-m", "solar-mini", "-s", "Be brief", "one")
-    ask(emu, "-c", "two")
-    body = last_body(emu)
+def test_continue_keeps_the_system_prompt_and_model_unless_told(threaded_emu: Emulator) -> None:
+    ask(threaded_emu, "-m", "solar-mini", "-s", "Be brief", "one")
+    ask(threaded_emu, "-c", "two")
+    body = last_body(threaded_emu)
     assert body["model"] == "solar-mini"
     assert body["messages"][0] == {"role": "system", "content": "Be brief"}
-    ask(emu, "-c", "-m", "solar-pro3", "-s", "Be long", "three")
-    body = last_body(emu)
+    ask(threaded_emu, "-c", "-m", "solar-pro3", "-s", "Be long", "three")
+    body = last_body(threaded_emu)
     assert body["model"] == "solar-pro3"
     assert body["messages"][0] == {"role": "system", "content": "Be long"}
     assert [m["role"] for m in body["messages"]] == ["system", "user", "assistant", "user", "assistant", "user"]
 
 
-def test_continue_leaves_out_failed_turns(emu: Emulator) -> None:
-    ask(emu, "good one")
-    assert run(["chat", "-c", "bad one [emulate:error status=503]"], emu).exit_code == 1
-    ask(emu, "-c", "next")
-    assert [m["content"] for m in last_body(emu)["messages"]] == [
+def test_continue_leaves_out_failed_turns(threaded_emu: Emulator) -> None:
+    ask(threaded_emu, "good one")
+    assert run(["chat", "-c", "bad one [emulate:error status=503]"], threaded_emu).exit_code == 1
+    ask(threaded_emu, "-c", "next")
+    assert [m["content"] for m in last_body(threaded_emu)["messages"]] == [
         "good one", answers.answer_text("good one"), "next"]
     assert [r["status"] for r in logged()] == ["complete", "failed", "complete"]
 
 
-def test_continue_with_no_log_reads_but_does_not_write(emu: Emulator) -> None:
-    ask(emu, "kept")
-    ask(emu, "-c", "--no-log", "not kept")
-    assert len(last_body(emu)["messages"]) == 3
+def test_continue_with_no_log_reads_but_does_not_write(threaded_emu: Emulator) -> None:
+    ask(threaded_emu, "kept")
+    ask(threaded_emu, "-c", "--no-log", "not kept")
+    assert len(last_body(threaded_emu)["messages"]) == 3
     assert [r["prompt"] for r in logged()] == ["kept"]
 
 
@@ -365,37 +357,37 @@ def test_continue_with_no_log_reads_but_does_not_write(emu: Emulator) -> None:
     (["-c"], "there is no conversation to continue: the log"),
     (["--cid", "01nosuchconversation0000000"], "there is no conversation to continue: the log"),
 ])
-def test_continuing_without_a_log_is_bad_usage(emu: Emulator, args: list[str], message: str) -> None:
-    before = len(emu.requests)
-    result = run(["chat", *args, "Hi"], emu)
+def test_continuing_without_a_log_is_bad_usage(threaded_emu: Emulator, args: list[str], message: str) -> None:
+    before = len(threaded_emu.requests)
+    result = run(["chat", *args, "Hi"], threaded_emu)
     assert result.exit_code == 2
     assert message in result.stderr
-    assert len(emu.requests) == before
+    assert len(threaded_emu.requests) == before
 
 
-def test_a_missing_cid_is_bad_usage(emu: Emulator) -> None:
-    ask(emu, "something")
-    before = len(emu.requests)
-    result = run(["chat", "--cid", "nope", "Hi"], emu)
+def test_a_missing_cid_is_bad_usage(threaded_emu: Emulator) -> None:
+    ask(threaded_emu, "something")
+    before = len(threaded_emu.requests)
+    result = run(["chat", "--cid", "nope", "Hi"], threaded_emu)
     assert result.exit_code == 2
     assert "Error: no conversation 'nope' in the log; 'solarstream logs' shows the ids" in result.stderr
-    assert len(emu.requests) == before
-    assert run(["chat", "-c", "--cid", "x", "Hi"], emu).exit_code == 2
+    assert len(threaded_emu.requests) == before
+    assert run(["chat", "-c", "--cid", "x", "Hi"], threaded_emu).exit_code == 2
 
 
-def test_interactive_continues_and_logs_each_turn(emu: Emulator) -> None:
-    ask(emu, "before")
-    result = run(["chat", "-i", "-c"], emu, input="inside one\n/reset\nafter reset\n")
+def test_interactive_continues_and_logs_each_turn(threaded_emu: Emulator) -> None:
+    ask(threaded_emu, "before")
+    result = run(["chat", "-i", "-c"], threaded_emu, input="inside one\n/reset\nafter reset\n")
     assert result.exit_code == 0, result.stderr
     assert "continuing conversation" in result.stderr
     records = logged()
     assert [r["prompt"] for r in records] == ["before", "inside one", "after reset"]
     assert records[0]["conversation_id"] == records[1]["conversation_id"] != records[2]["conversation_id"]
-    assert last_body(emu)["messages"] == [{"role": "user", "content": "after reset"}]
+    assert last_body(threaded_emu)["messages"] == [{"role": "user", "content": "after reset"}]
 
 
-def test_interactive_usage_after_each_answer(emu: Emulator) -> None:
-    result = run(["chat", "-i", "-u"], emu, input="one\ntwo\n")
+def test_interactive_usage_after_each_answer(threaded_emu: Emulator) -> None:
+    result = run(["chat", "-i", "-u"], threaded_emu, input="one\ntwo\n")
     assert result.exit_code == 0, result.stderr
     assert result.stderr.count("Token usage: ") == 2
 

@@ -4,30 +4,22 @@ in which ``chat`` picks its model."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from solarstream.emulator import Emulator
-from tests.test_cli import ThreadedEmulator, UserDirs, isolate_user_dirs, last_body, run
+from tests.conftest import UserDirs
+from tests.helpers import last_body
+from tests.test_cli import run
+
+pytestmark = pytest.mark.usefixtures("user_dirs")
 
 
-@pytest.fixture(autouse=True)
-def user_dirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> UserDirs:
-    return isolate_user_dirs(monkeypatch, tmp_path)
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with ThreadedEmulator() as emulator:
-        yield emulator
-
-
-def model_sent(emu: Emulator, *args: str, **env: str) -> str:
-    result = run(["chat", *args, "Hi"], emu, **env)
+def model_sent(threaded_emu: Emulator, *args: str, **env: str) -> str:
+    result = run(["chat", *args, "Hi"], threaded_emu, **env)
     assert result.exit_code == 0, result.stderr
-    model = last_body(emu)["model"]
+    model = last_body(threaded_emu)["model"]
     assert isinstance(model, str)
     return model
 
@@ -77,19 +69,19 @@ def test_models_default_says_when_the_environment_overrides_it() -> None:
     assert result.stderr == "(SOLARSTREAM_MODEL=syn-pro is set and comes first)\n"
 
 
-def test_precedence_m_then_env_then_saved_then_builtin(emu: Emulator) -> None:
-    assert model_sent(emu) == "solar-pro4"
+def test_precedence_m_then_env_then_saved_then_builtin(threaded_emu: Emulator) -> None:
+    assert model_sent(threaded_emu) == "solar-pro4"
     run(["models", "default", "solar-mini"])
-    assert model_sent(emu) == "solar-mini"
-    assert model_sent(emu, SOLARSTREAM_MODEL="syn-pro") == "syn-pro"
-    assert model_sent(emu, "-m", "solar-pro3", SOLARSTREAM_MODEL="syn-pro") == "solar-pro3"
+    assert model_sent(threaded_emu) == "solar-mini"
+    assert model_sent(threaded_emu, SOLARSTREAM_MODEL="syn-pro") == "syn-pro"
+    assert model_sent(threaded_emu, "-m", "solar-pro3", SOLARSTREAM_MODEL="syn-pro") == "solar-pro3"
 
 
-def test_a_continued_conversation_keeps_its_model_over_the_saved_default(emu: Emulator) -> None:
-    assert model_sent(emu, "-m", "solar-pro3") == "solar-pro3"
+def test_a_continued_conversation_keeps_its_model_over_the_saved_default(threaded_emu: Emulator) -> None:
+    assert model_sent(threaded_emu, "-m", "solar-pro3") == "solar-pro3"
     run(["models", "default", "solar-mini"])
-    assert model_sent(emu, "-c") == "solar-pro3"
-    assert model_sent(emu, "-c", SOLARSTREAM_MODEL="syn-pro") == "syn-pro"  # the variable acts as -m
+    assert model_sent(threaded_emu, "-c") == "solar-pro3"
+    assert model_sent(threaded_emu, "-c", SOLARSTREAM_MODEL="syn-pro") == "syn-pro"  # the variable acts as -m
 
 
 def test_a_broken_settings_file_is_named(user_dirs: UserDirs) -> None:

@@ -9,7 +9,6 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +17,11 @@ import pytest
 
 from solarstream._cli.interactive import CONTINUATION, PROMPT
 from solarstream.emulator import Emulator, answers
-from tests.test_cli import ThreadedEmulator, UserDirs, isolate_user_dirs
+from tests.conftest import UserDirs
 
-
-@pytest.fixture(autouse=True)
-def user_dirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> UserDirs:
-    return isolate_user_dirs(monkeypatch, tmp_path)
+pytestmark = pytest.mark.usefixtures("user_dirs")
 
 ANSWER_START = "[solarstream emulator] This is an offline test answer"
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with ThreadedEmulator() as emulator:
-        yield emulator
 
 
 #: what the child sees of the test's environment: the isolated user directories
@@ -62,8 +52,9 @@ def finish(child: pexpect.spawn) -> int:
     return int(child.exitstatus)
 
 
-def test_interactive_conversation_with_ctrl_c_in_an_answer(emu: Emulator) -> None:
-    child = spawn("chat", "-i", "--base-url", emu.base_url, "--api-key", emu.api_key, "-m", "solar-mini")
+def test_interactive_conversation_with_ctrl_c_in_an_answer(threaded_emu: Emulator) -> None:
+    child = spawn("chat", "-i", "--base-url", threaded_emu.base_url, "--api-key", threaded_emu.api_key,
+                  "-m", "solar-mini")
     child.expect_exact(PROMPT)
     child.sendline("hello there")
     child.expect_exact("You wrote: «hello there».")
@@ -79,7 +70,7 @@ def test_interactive_conversation_with_ctrl_c_in_an_answer(emu: Emulator) -> Non
     child.sendline("and now?")
     child.expect_exact("You wrote: «and now?».")
     child.expect_exact(PROMPT)
-    messages = emu.requests[-1].json["messages"]
+    messages = threaded_emu.requests[-1].json["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant", "user"]
     partial = messages[3]["content"]
     assert partial.startswith(ANSWER_START[:20])  # the partial answer is kept...
@@ -92,7 +83,7 @@ def test_interactive_conversation_with_ctrl_c_in_an_answer(emu: Emulator) -> Non
     child.sendline("fresh")
     child.expect_exact("You wrote: «fresh».")
     child.expect_exact(PROMPT)
-    assert emu.requests[-1].json["messages"] == [{"role": "user", "content": "fresh"}]
+    assert threaded_emu.requests[-1].json["messages"] == [{"role": "user", "content": "fresh"}]
 
     child.sendline("/exit")
     assert finish(child) == 0
@@ -165,8 +156,10 @@ def test_ctrl_c_in_a_one_shot_answer_is_logged_as_interrupted(user_dirs: UserDir
     assert record["finish_reason"] is None
 
 
-def test_ctrl_c_in_a_conversation_logs_the_partial_answer_and_goes_on(emu: Emulator, user_dirs: UserDirs) -> None:
-    child = spawn("chat", "-i", "--base-url", emu.base_url, "--api-key", emu.api_key)
+def test_ctrl_c_in_a_conversation_logs_the_partial_answer_and_goes_on(
+    threaded_emu: Emulator, user_dirs: UserDirs
+) -> None:
+    child = spawn("chat", "-i", "--base-url", threaded_emu.base_url, "--api-key", threaded_emu.api_key)
     child.expect_exact(PROMPT)
     child.sendline("slow one [emulate:slow delay_ms=200]")
     child.expect_exact("This is an offline")
@@ -181,23 +174,24 @@ def test_ctrl_c_in_a_conversation_logs_the_partial_answer_and_goes_on(emu: Emula
     first, second = logged(user_dirs)
     assert (first["status"], second["status"]) == ("interrupted", "complete")
     assert first["conversation_id"] == second["conversation_id"]
-    assert emu.requests[-1].json["messages"][1] == {"role": "assistant", "content": first["response"]}
+    assert threaded_emu.requests[-1].json["messages"][1] == {"role": "assistant", "content": first["response"]}
 
 
-def test_a_pasted_block_is_one_message(emu: Emulator) -> None:
-    child = spawn("chat", "-i", "--base-url", emu.base_url, "--api-key", emu.api_key)
+def test_a_pasted_block_is_one_message(threaded_emu: Emulator) -> None:
+    child = spawn("chat", "-i", "--base-url", threaded_emu.base_url, "--api-key", threaded_emu.api_key)
     child.expect_exact(PROMPT)
     # a terminal wraps a paste in ESC[200~ ... ESC[201~ and sends its newlines as CR
     child.send("\x1b[200~first pasted line\rsecond pasted line\x1b[201~\r")
     child.expect_exact("You wrote: «first pasted line second pasted line».")
     child.expect_exact(PROMPT)
-    assert emu.requests[-1].json["messages"] == [{"role": "user", "content": "first pasted line\nsecond pasted line"}]
+    pasted = "first pasted line\nsecond pasted line"
+    assert threaded_emu.requests[-1].json["messages"] == [{"role": "user", "content": pasted}]
     child.sendline("/exit")
     assert finish(child) == 0
 
 
-def test_multi_and_end_make_one_message(emu: Emulator) -> None:
-    child = spawn("chat", "-i", "--base-url", emu.base_url, "--api-key", emu.api_key)
+def test_multi_and_end_make_one_message(threaded_emu: Emulator) -> None:
+    child = spawn("chat", "-i", "--base-url", threaded_emu.base_url, "--api-key", threaded_emu.api_key)
     child.expect_exact(PROMPT)
     child.sendline("!multi")
     child.expect_exact(CONTINUATION)
@@ -208,7 +202,7 @@ def test_multi_and_end_make_one_message(emu: Emulator) -> None:
     child.sendline("!end")
     child.expect_exact("You wrote: «/not a command here indented».")
     child.expect_exact(PROMPT)
-    assert emu.requests[-1].json["messages"][-1]["content"] == "/not a command here\n  indented"
+    assert threaded_emu.requests[-1].json["messages"][-1]["content"] == "/not a command here\n  indented"
 
     child.sendline("!multi EOF")  # a custom end, for text that contains !end
     child.expect_exact(CONTINUATION)
@@ -227,7 +221,7 @@ def test_multi_and_end_make_one_message(emu: Emulator) -> None:
     child.expect_exact(PROMPT)
     child.sendline("/exit")
     assert finish(child) == 0
-    assert all("never sent" not in json.dumps(r.json) for r in emu.requests)
+    assert all("never sent" not in json.dumps(r.json) for r in threaded_emu.requests)
 
 
 def test_no_arguments_on_a_terminal_shows_the_help() -> None:

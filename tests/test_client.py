@@ -13,6 +13,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 
 from solarstream import (
@@ -23,16 +24,15 @@ from solarstream import (
     InvalidRequestError,
     MissingAuthError,
     ModelNotSupportedError,
-    QuotaExceededError,
-    RateLimitError,
-    ServerError,
     SolarstreamError,
     StreamError,
     StreamTruncatedError,
 )
 from solarstream.client import AsyncChatCompletionStream, ChatCompletionStream, ModelList
-from solarstream.emulator import Emulator
+from solarstream.emulator import Emulator, answers
+from solarstream.errors import APIStatusError
 from solarstream.types import ChatCompletion, ChatCompletionChunk
+from tests.helpers import ask, chunk_text, expected_usage
 
 T = TypeVar("T")
 
@@ -44,10 +44,6 @@ WEATHER_TOOL = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
     },
 }
-
-
-def ask(text: str) -> list[dict[str, Any]]:
-    return [{"role": "user", "content": text}]
 
 
 class Side:
@@ -70,7 +66,7 @@ class Side:
         raise NotImplementedError
 
     async def open_and_close(self, **kw: Any) -> None:
-        """Create a stream and close it without reading a chunk."""
+        """Create a stream and close it without reading a chunk (HTTP errors raise at ``create()``)."""
         raise NotImplementedError
 
     async def models(self) -> ModelList:
@@ -174,21 +170,17 @@ async def side(request: pytest.FixtureRequest, emu: Emulator) -> AsyncIterator[S
     await s.close()
 
 
-def text_of(chunks: list[ChatCompletionChunk]) -> str:
-    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-
-
 # --- answers ------------------------------------------------------------------------------------
 
 
 async def test_streams_text_in_pieces(side: Side) -> None:
     chunks, stream = await side.stream(model="solar-mini", messages=ask("Привет! Как дела?"))
-    text = text_of(chunks)
-    assert "emulator" in text
-    assert "Привет! Как дела?" in text
-    assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) > 1
+    text = chunk_text(chunks)
+    assert text == answers.answer_text("Привет! Как дела?")
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert pieces == answers.pieces(text)  # word by word, as the emulator sends it
     assert all(isinstance(c, ChatCompletionChunk) for c in chunks)
-    assert chunks[0].model.startswith("solar-mini")
+    assert chunks[0].model == "solar-mini-250422"
     assert stream.content == text
     assert stream.finish_reason == "stop"
     assert stream.done
@@ -202,11 +194,12 @@ async def test_non_streaming_completion_has_usage(side: Side) -> None:
     assert isinstance(completion, ChatCompletion)
     message = completion.choices[0].message
     assert message.role == "assistant"
-    assert message.content
-    assert "Hello" in message.content
+    assert message.content == answers.answer_text("Hello")
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage is not None
-    assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens > 0
+    usage = completion.usage
+    assert {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens} == expected_usage(ask("Hello"), message.content)
 
 
 async def test_alias_resolves_before_sending(side: Side, emu: Emulator) -> None:
@@ -224,9 +217,8 @@ async def test_unknown_model_goes_as_written_and_the_api_judges(side: Side, emu:
 async def test_reasoning_streams_apart_from_the_answer(side: Side, model: str, effort: str) -> None:
     chunks, stream = await side.stream(model=model, messages=ask("Why is the sky blue?"), reasoning_effort=effort)
     reasoning = "".join(c.choices[0].delta.reasoning or "" for c in chunks if c.choices)
-    assert reasoning
-    assert "emulat" in reasoning.lower()
-    assert reasoning not in text_of(chunks)
+    assert reasoning == answers.reasoning_text(model, effort, "Why is the sky blue?")
+    assert chunk_text(chunks) == answers.answer_text("Why is the sky blue?")
     assert stream.reasoning == reasoning
     assert stream.completion().choices[0].message.reasoning == reasoning
     completion = await side.complete(model=model, messages=ask("Why is the sky blue?"), reasoning_effort=effort)
@@ -247,15 +239,14 @@ async def test_tool_calls_stream_as_deltas_and_assembled(side: Side) -> None:
         model="solar-pro4", messages=ask("Weather in Seoul? [emulate:tools]"), tools=[WEATHER_TOOL],
     )
     deltas = [call for c in chunks if c.choices for call in c.choices[0].delta.tool_calls or ()]
-    assert len(deltas) > 1  # the arguments come in pieces
-    assert deltas[0].function is not None
-    assert deltas[0].function.name == "get_weather"
+    arguments = answers.json_answer_for(WEATHER_TOOL["function"]["parameters"])  # type: ignore[index]
+    assert arguments == '{"city": "emulated city"}'
+    # the first delta names the call, the rest carry the arguments in pieces
+    assert [(d.id is not None, d.function.name if d.function else None) for d in deltas] == [
+        (True, "get_weather")] + [(False, None)] * len(answers.split_arguments(arguments))
+    assert ["".join(d.function.arguments or "" for d in deltas[1:] if d.function)] == [arguments]
     calls = stream.tool_calls
-    assert len(calls) == 1
-    assert calls[0].function.name == "get_weather"
-    joined = "".join((d.function.arguments or "") for d in deltas if d.function)
-    assert calls[0].function.arguments == joined
-    assert isinstance(json.loads(joined), dict)
+    assert [(c.id, c.function.name, c.function.arguments) for c in calls] == [(deltas[0].id, "get_weather", arguments)]
     assert stream.finish_reason == "tool_calls"
     assert stream.completion().choices[0].message.tool_calls == calls
 
@@ -267,8 +258,9 @@ async def test_forced_tool_call_with_finish_stop_is_still_tool_calls(side: Side)
     )
     choice = completion.choices[0]
     assert choice.finish_reason == "tool_calls"
-    assert choice.message.tool_calls
-    assert choice.message.tool_calls[0].function.name == "get_weather"
+    assert choice.message.tool_calls is not None
+    assert [(c.function.name, c.function.arguments) for c in choice.message.tool_calls] == [
+        ("get_weather", '{"city": "emulated city"}')]
 
 
 @pytest.mark.parametrize("variant", ["", "[emulate:usage-separate]"])
@@ -277,43 +269,42 @@ async def test_include_usage_gives_a_usage_chunk(side: Side, variant: str) -> No
                                        stream_options={"include_usage": True})
     with_usage = [c for c in chunks if c.usage is not None]
     assert len(with_usage) == 1
-    assert with_usage[0].usage is not None
-    assert with_usage[0].usage.total_tokens > 0
-    assert stream.usage == with_usage[0].usage
+    usage = with_usage[0].usage
+    assert usage is not None
+    expected = expected_usage(ask(f"Count {variant}"), answers.answer_text("Count"))
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == tuple(expected.values())
+    assert stream.usage == usage
 
 
-async def test_models_list_is_live(side: Side, emu: Emulator) -> None:
+async def test_models_list_is_live(side: Side, emu: Emulator, session: aiohttp.ClientSession) -> None:
     models = await side.models()
-    ids = [m.id for m in models]
-    assert "solar-pro4" in ids
-    assert len(models) == len(ids)
-    assert models.to_dict()["object"] == "list"
-    assert emu.requests[-1].path.endswith("/models")
+    assert emu.requests[-1].path == "/v1/models"
+    async with session.get(emu.base_url + "/models", headers={"Authorization": f"Bearer {emu.api_key}"}) as resp:
+        wire = await resp.json()
+    assert [m.id for m in models] == [m["id"] for m in wire["data"]]  # what the server listed, in its order
+    assert models.to_dict() == wire
 
 
 # --- errors ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("directive", "error"),
+    ("directive", "status", "code"),
     [
-        ("[emulate:error status=401 code=invalid_api_key]", AuthenticationError),
-        ("[emulate:error status=401 code=api_key_is_blocked]", QuotaExceededError),
-        ("[emulate:rate-limit]", RateLimitError),
-        ("[emulate:rate-limit code=usage_limit_exceeded]", QuotaExceededError),
-        ("[emulate:error status=400 code=invalid_request_body]", InvalidRequestError),
-        ("[emulate:error status=503]", ServerError),
-        ("[emulate:html-error]", ServerError),
+        ("[emulate:error status=401 code=invalid_api_key]", 401, "invalid_api_key"),
+        ("[emulate:rate-limit header=none]", 429, "too_many_requests"),
+        ("[emulate:html-error]", 502, None),
     ],
 )
 @pytest.mark.parametrize("stream", [False, True])
-async def test_http_errors_raise_their_class_at_create(
-    side: Side, directive: str, error: type[SolarstreamError], stream: bool
-) -> None:
-    call = side.stream if stream else side.complete
-    with pytest.raises(error) as info:
+async def test_http_errors_raise_at_create(side: Side, directive: str, status: int, code: str | None,
+                                           stream: bool) -> None:
+    """As in the OpenAI SDK, ``create(stream=True)`` sends the request: the error raises before any
+    chunk is read (``open_and_close`` reads none). Which class each status gets is test_errors.py's."""
+    call = side.open_and_close if stream else side.complete
+    with pytest.raises(APIStatusError) as info:
         await call(model="solar-mini", messages=ask(f"Hi {directive}"))
-    assert info.value.status_code is not None  # type: ignore[attr-defined]
+    assert (info.value.status_code, info.value.code) == (status, code)
 
 
 @pytest.mark.parametrize(
@@ -325,8 +316,9 @@ async def test_http_errors_raise_their_class_at_create(
     ],
 )
 async def test_errors_inside_the_stream(side: Side, directive: str, error: type[SolarstreamError]) -> None:
-    with pytest.raises(error):
+    with pytest.raises(error) as info:
         await side.stream(model="solar-mini", messages=ask(f"Hi {directive}"))
+    assert type(info.value) is error
 
 
 async def test_wrong_key_and_missing_key(emu: Emulator, side: Side, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -346,8 +338,9 @@ async def test_connection_refused_is_an_api_connection_error(side: Side) -> None
     cls = type(side)
     dead = cls(api_key="up_x", base_url="http://127.0.0.1:9/v1", max_retries=0)
     try:
-        with pytest.raises(APIConnectionError):
+        with pytest.raises(APIConnectionError) as info:
             await dead.complete(model="solar-mini", messages=ask("Hi"))
+        assert "127.0.0.1:9" in str(info.value)
     finally:
         await dead.close()
 
@@ -363,7 +356,7 @@ async def test_early_close_releases_the_connection(side: Side, emu: Emulator) ->
     await asyncio.wait_for(emu.wait_for_disconnects(1), 10)  # the server saw the client leave (an event)
     # and the client still works afterwards
     completion = await side.complete(model="solar-mini", messages=ask("Again"))
-    assert completion.choices[0].message.content
+    assert completion.choices[0].message.content == answers.answer_text("Again")
 
 
 async def test_closing_an_unread_stream_releases_it(side: Side, emu: Emulator) -> None:
@@ -380,7 +373,7 @@ async def test_environment_variables(emu: Emulator, monkeypatch: pytest.MonkeyPa
     async with AsyncClient() as client:
         assert client.base_url == emu.base_url
         completion = await client.chat.completions.create(model="solar-mini", messages=ask("env"))
-        assert completion.choices[0].message.content
+        assert completion.choices[0].message.content == answers.answer_text("env")
     monkeypatch.setenv("UPSTAGE_BASE_URL", "http://127.0.0.1:1/v1")
     assert AsyncClient().base_url == "http://127.0.0.1:1/v1"  # UPSTAGE_BASE_URL wins
 
@@ -404,7 +397,7 @@ async def test_sync_client_works_inside_a_running_loop_thread(emu: Emulator) -> 
         with Client(api_key=emu.api_key, base_url=emu.base_url) as client:
             stream = client.chat.completions.create(model="solar-mini", messages=ask("jupyter"), stream=True)
             with stream:
-                result.append(text_of(list(stream)))
+                result.append(chunk_text(list(stream)))
 
     def kernel() -> None:
         try:
@@ -416,4 +409,4 @@ async def test_sync_client_works_inside_a_running_loop_thread(emu: Emulator) -> 
     thread.start()
     await asyncio.to_thread(thread.join)
     assert not errors
-    assert "jupyter" in result[0]
+    assert result == [answers.answer_text("jupyter")]

@@ -13,7 +13,6 @@ import pytest
 import solarstream
 from solarstream import errors
 from solarstream.providers import AsyncGeneratorProvider, ProviderModelMixin, Upstage, format_prompt
-from solarstream.providers.upstage import UPSTAGE
 from solarstream.providers.upstage import models as _models
 from solarstream.types import AsyncResult, CreateResult, Messages
 
@@ -132,34 +131,3 @@ def test_error_hierarchy() -> None:
     assert issubclass(errors.ModelNotSupportedError, errors.InvalidRequestError)
     assert issubclass(errors.StreamTruncatedError, errors.StreamError)
     assert issubclass(errors.APITimeoutError, errors.APIConnectionError)
-
-
-@pytest.mark.parametrize(
-    ("status", "body", "cls"),
-    [
-        (401, b'{"error":{"message":"bad key","type":"invalid_request_error","code":"invalid_api_key"}}',
-         errors.AuthenticationError),
-        (401, b'{"error":{"message":"no credits","code":"api_key_is_blocked"}}', errors.QuotaExceededError),
-        (429, b'{"error":{"message":"slow down","code":"too_many_requests"}}', errors.RateLimitError),
-        (429, b'{"error":{"message":"cap","code":"usage_limit_exceeded"}}', errors.QuotaExceededError),
-        (400, b'{"error":{"message":"bad","code":"invalid_request_body"}}', errors.InvalidRequestError),
-        (400, b'{"error":{"message":"too long","code":"context_length_exceeded"}}', errors.InvalidRequestError),
-        (400, b'{"error":{"message":"The model \'solar-pro2\' is retired","code":"invalid_request_body"}}',
-         errors.ModelNotSupportedError),
-        (401, b'{"message":"Unauthorized"}', errors.AuthenticationError),
-        (502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", errors.ServerError),
-        (503, b"", errors.ServerError),
-        (404, b"404 page not found", errors.InvalidRequestError),
-    ],
-)
-def test_error_mapping_by_status_then_code(status: int, body: bytes, cls: type[errors.APIStatusError]) -> None:
-    error = UPSTAGE.quirks.error(status, body, {"x-request-id": "req-1"})
-    assert type(error) is cls
-    assert error.status_code == status
-    assert error.request_id == "req-1"
-    assert f"HTTP {status}" in str(error)
-    if not body:
-        assert "(empty body)" in str(error)
-    if body.startswith(b"<html>"):
-        assert "502 Bad Gateway" in str(error)
-        assert "\n" not in str(error)

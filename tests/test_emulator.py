@@ -14,38 +14,13 @@ import aiohttp
 import pytest
 
 from solarstream.emulator import Emulator, create_app
-from solarstream.emulator.answers import BANNER
+from solarstream.emulator.answers import BANNER, answer_text
+from solarstream.emulator.answers import pieces as pieces_of
 from solarstream.providers.upstage import models as _models
+from tests.helpers import emu_post as post
+from tests.helpers import error_envelope, expected_usage, sse_chunks, sse_text
 
 USER = [{"role": "user", "content": "Hello there"}]
-
-
-async def post(session: aiohttp.ClientSession, emu: Emulator, body: Any, *, key: str | None = None,
-               path: str = "/chat/completions", raw: bytes | None = None,
-               headers: dict[str, str] | None = None) -> tuple[int, Any, bytes]:
-    hdrs = {"Authorization": f"Bearer {key or emu.api_key}", "Content-Type": "application/json", **(headers or {})}
-    data = raw if raw is not None else json.dumps(body).encode()
-    async with session.post(emu.base_url + path, data=data, headers=hdrs) as resp:
-        return resp.status, resp.headers, await resp.read()
-
-
-def error_of(raw: bytes) -> dict[str, Any]:
-    body = json.loads(raw)
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"message", "type", "param", "code"}
-    return dict(body["error"])
-
-
-def sse_data(raw: bytes) -> list[str]:
-    return [line[6:] for line in raw.decode().split("\n") if line.startswith("data: ")]
-
-
-def chunks(raw: bytes) -> list[dict[str, Any]]:
-    return [json.loads(d) for d in sse_data(raw) if d != "[DONE]"]
-
-
-def streamed_text(raw: bytes, field: str = "content") -> str:
-    return "".join(c["choices"][0]["delta"].get(field) or "" for c in chunks(raw) if c["choices"])
 
 
 # --- auth -------------------------------------------------------------------------------------
@@ -54,14 +29,14 @@ def streamed_text(raw: bytes, field: str = "content") -> str:
 async def test_missing_key_is_401_invalid_api_key(emu: Emulator, session: aiohttp.ClientSession) -> None:
     async with session.post(emu.base_url + "/chat/completions", json={"model": "solar-mini", "messages": USER}) as r:
         assert r.status == 401
-        assert error_of(await r.read())["code"] == "invalid_api_key"
+        assert error_envelope(await r.read())["code"] == "invalid_api_key"
 
 
 @pytest.mark.parametrize("key", ["sk-abc", "up_", "up_bad-key", "up_has space"])
 async def test_malformed_key_is_401(emu: Emulator, session: aiohttp.ClientSession, key: str) -> None:
     status, _, raw = await post(session, emu, {"model": "solar-mini", "messages": USER}, key=key)
     assert status == 401
-    error = error_of(raw)
+    error = error_envelope(raw)
     assert error["code"] == "invalid_api_key"
     assert key not in error["message"] or key == "up_"
 
@@ -130,7 +105,7 @@ async def test_invalid_bodies_are_400_invalid_request_body(
 ) -> None:
     status, _, raw = await post(session, emu, body)
     assert status == 400, case
-    error = error_of(raw)
+    error = error_envelope(raw)
     assert error["code"] == "invalid_request_body"
     assert error["type"] == "invalid_request_error"
     assert error["param"] == param
@@ -139,7 +114,7 @@ async def test_invalid_bodies_are_400_invalid_request_body(
 async def test_malformed_json_is_400(emu: Emulator, session: aiohttp.ClientSession) -> None:
     status, _, raw = await post(session, emu, None, raw=b'{"model": "solar-mini", ')
     assert status == 400
-    error = error_of(raw)
+    error = error_envelope(raw)
     assert error["code"] == "invalid_request_body"
     assert "JSON" in error["message"]
 
@@ -147,7 +122,7 @@ async def test_malformed_json_is_400(emu: Emulator, session: aiohttp.ClientSessi
 async def test_json_body_that_is_not_an_object_is_400(emu: Emulator, session: aiohttp.ClientSession) -> None:
     status, _, raw = await post(session, emu, None, raw=b"[1, 2]")
     assert status == 400
-    assert error_of(raw)["code"] == "invalid_request_body"
+    assert error_envelope(raw)["code"] == "invalid_request_body"
 
 
 @pytest.mark.parametrize("name", sorted(_models.RETIRED))
@@ -156,7 +131,7 @@ async def test_retired_models_are_400_and_say_retired(
 ) -> None:
     status, _, raw = await post(session, emu, {"model": name, "messages": USER})
     assert status == 400
-    error = error_of(raw)
+    error = error_envelope(raw)
     assert error["code"] == "invalid_request_body"
     assert f"The model '{name}' is retired" in error["message"]
     assert _models.RETIRED[name].successor in error["message"]
@@ -165,7 +140,7 @@ async def test_retired_models_are_400_and_say_retired(
 async def test_unknown_model_is_400_invalid(emu: Emulator, session: aiohttp.ClientSession) -> None:
     status, _, raw = await post(session, emu, {"model": "gpt-4o", "messages": USER})
     assert status == 400
-    error = error_of(raw)
+    error = error_envelope(raw)
     assert error["code"] == "invalid_request_body"
     assert error["message"].startswith("Invalid model 'gpt-4o'")
 
@@ -173,11 +148,11 @@ async def test_unknown_model_is_400_invalid(emu: Emulator, session: aiohttp.Clie
 async def test_context_length_exceeded(emu: Emulator, session: aiohttp.ClientSession) -> None:
     status, _, raw = await post(session, emu, {"model": "solar-mini", "messages": USER, "max_tokens": 31_999})
     assert status == 400
-    assert error_of(raw)["code"] == "context_length_exceeded"
+    assert error_envelope(raw)["code"] == "context_length_exceeded"
     long_prompt = [{"role": "user", "content": "word " * 30_000}]
     status, _, raw = await post(session, emu, {"model": "solar-mini", "messages": long_prompt})
     assert status == 400
-    assert error_of(raw)["code"] == "context_length_exceeded"
+    assert error_envelope(raw)["code"] == "context_length_exceeded"
     # the same prompt fits the flagship's window
     status, _, _ = await post(session, emu, {"model": "solar-pro4", "messages": long_prompt})
     assert status == 200
@@ -244,22 +219,22 @@ async def test_stream_shape_and_usage_on_finish_chunk(emu: Emulator, session: ai
     assert headers["Content-Type"] == "text/event-stream; charset=utf-8"
     assert raw.endswith(b"\n\ndata: [DONE]\n\n")
     assert b"\r" not in raw
-    parsed = chunks(raw)
+    parsed = sse_chunks(raw)
     assert len({c["id"] for c in parsed}) == 1
     assert {c["model"] for c in parsed} == {"solar-pro3-260323"}
     assert parsed[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert all(c["object"] == "chat.completion.chunk" for c in parsed)
     assert all("usage" not in c for c in parsed[:-1])
     assert parsed[-1]["choices"][0] == {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}
-    assert parsed[-1]["usage"]["completion_tokens"] > 0
-    assert streamed_text(raw).startswith(f"{BANNER} This is an offline test answer")
-    assert streamed_text(raw, "reasoning") == ""  # effort low: reasoning off for solar-pro3
+    assert parsed[-1]["usage"] == expected_usage(USER, answer_text("Hello there"))
+    assert sse_text(raw) == answer_text("Hello there")
+    assert sse_text(raw, "reasoning") == ""  # effort low: reasoning off for solar-pro3
 
 
 async def test_no_usage_without_include_usage(emu: Emulator, session: aiohttp.ClientSession) -> None:
     _, _, raw = await post(session, emu, {"model": "solar-mini", "messages": USER, "stream": True})
     assert b'"usage"' not in raw
-    assert chunks(raw)[-1]["choices"][0]["finish_reason"] == "stop"
+    assert sse_chunks(raw)[-1]["choices"][0]["finish_reason"] == "stop"
 
 
 async def test_small_word_sized_chunks_keep_multibyte_text_whole(
@@ -268,10 +243,9 @@ async def test_small_word_sized_chunks_keep_multibyte_text_whole(
     text = "Привет, мир! 안녕하세요 세계 こんにちは"
     _, _, raw = await post(session, emu, {"model": "solar-mini", "stream": True,
                                           "messages": [{"role": "user", "content": text}]})
-    pieces = [c["choices"][0]["delta"].get("content") for c in chunks(raw)[1:-1]]
-    assert len(pieces) > 10
-    assert all(p and len(p.split()) == 1 for p in pieces)
-    assert text in "".join(p or "" for p in pieces)
+    pieces = [c["choices"][0]["delta"].get("content") for c in sse_chunks(raw)[1:-1]]
+    assert pieces == pieces_of(answer_text(text))
+    assert all(p and len(p.split()) == 1 for p in pieces)  # a word each, multi-byte words whole
     assert "Привет,".encode() in raw  # raw UTF-8, not \\u escapes
 
 
@@ -301,12 +275,12 @@ async def test_reasoning_follows_the_model_table(
     assert ("reasoning" in message) is reasons
     assert ("completion_tokens_details" in completion["usage"]) is reasons
     _, _, raw = await post(session, emu, {**body, "stream": True, "stream_options": {"include_usage": True}})
-    reasoning = streamed_text(raw, "reasoning")
+    reasoning = sse_text(raw, "reasoning")
     assert bool(reasoning) is reasons
     if reasons:
         assert reasoning == message["reasoning"]
         assert reasoning.startswith(f"{BANNER} Emulated reasoning for {model}")
-        details = chunks(raw)[-1]["usage"]["completion_tokens_details"]
+        details = sse_chunks(raw)[-1]["usage"]["completion_tokens_details"]
         assert 0 < details["reasoning_tokens"] == completion["usage"]["completion_tokens_details"]["reasoning_tokens"]
 
 
@@ -314,7 +288,7 @@ async def test_reasoning_content_field_option() -> None:
     async with Emulator(reasoning_field="reasoning_content") as emu, aiohttp.ClientSession() as session:
         _, _, raw = await post(session, emu, {"model": "solar-pro4", "messages": USER, "reasoning_effort": "high",
                                               "stream": True})
-        assert streamed_text(raw, "reasoning_content").startswith(BANNER)
+        assert sse_text(raw, "reasoning_content").startswith(BANNER)
         assert b'"reasoning":' not in raw
 
 
@@ -377,7 +351,7 @@ async def test_tool_call_streams_in_several_delta_chunks(emu: Emulator, session:
     body = {"model": "solar-pro4", "messages": USER, "tools": [WEATHER, CLOCK], "stream": True,
             "tool_choice": {"type": "function", "function": {"name": "clock"}}}
     _, _, raw = await post(session, emu, body)
-    parsed = chunks(raw)
+    parsed = sse_chunks(raw)
     deltas = [c["choices"][0]["delta"]["tool_calls"][0] for c in parsed if "tool_calls" in c["choices"][0]["delta"]]
     assert len(deltas) >= 2
     assert deltas[0]["function"]["name"] == "clock"
@@ -391,7 +365,7 @@ async def test_long_tool_arguments_split_across_chunks(emu: Emulator, session: a
     _, _, raw = await post(session, emu, {"model": "solar-mini", "messages": USER, "tools": [WEATHER],
                                           "stream": True})
     pieces = [c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
-              for c in chunks(raw) if "tool_calls" in c["choices"][0]["delta"]]
+              for c in sse_chunks(raw) if "tool_calls" in c["choices"][0]["delta"]]
     assert len([p for p in pieces if p]) >= 3
     assert json.loads("".join(pieces))["city"] == "emulated city"
 

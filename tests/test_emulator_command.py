@@ -14,6 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.helpers import CHILD_ENV, from_child
+
 CLI = [sys.executable, "-c", "from solarstream.cli import main; main()", "emulate", "--port", "0"]
 AUTH = {"Authorization": "Bearer up_emulator"}
 CHAT = {"model": "solar-mini", "messages": [{"role": "user", "content": "Hi"}]}
@@ -24,16 +26,16 @@ async def emulate(*options: str) -> AsyncIterator[tuple[asyncio.subprocess.Proce
     """Run the command; yield the process, its base URL and the lines it printed at start."""
     proc = await asyncio.create_subprocess_exec(
         *CLI, *options, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        env={**os.environ, **CHILD_ENV})
     assert proc.stdout is not None
     try:
-        lines = [(await asyncio.wait_for(proc.stdout.readline(), 30)).decode()]
+        lines = [(await from_child(proc, proc.stdout.readline(), "say where it listens")).decode()]
         if "--rpm" in options or "--tpm" in options:
-            lines.append((await asyncio.wait_for(proc.stdout.readline(), 30)).decode())
+            lines.append((await from_child(proc, proc.stdout.readline(), "name its limits")).decode())
         base = lines[0].split("UPSTAGE_BASE_URL=")[1].split()[0]
         yield proc, base, lines
         proc.send_signal(signal.SIGINT)
-        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+        _, stderr = await from_child(proc, proc.communicate(), "exit on Ctrl-C")
         assert proc.returncode == 0, stderr
         assert stderr == b""
     finally:

@@ -17,6 +17,7 @@ import pytest
 
 from solarstream.emulator import Emulator
 from solarstream.emulator.answers import count_tokens
+from tests.helpers import emu_post, error_envelope
 
 EMBED = "/embeddings"
 QUERY = "solar-embedding-2-query"
@@ -30,19 +31,10 @@ def unix(day: str) -> float:
 
 async def post(session: aiohttp.ClientSession, emu: Emulator, body: Any, *, key: str | None = None,
                path: str = EMBED, emulate: str | None = None, raw: bytes | None = None) -> tuple[int, Any, Any]:
-    headers = {"Authorization": f"Bearer {key or emu.api_key}", "Content-Type": "application/json"}
-    if emulate:
-        headers["X-Emulate"] = emulate
-    data = raw if raw is not None else json.dumps(body).encode()
-    async with session.post(emu.base_url + path, data=data, headers=headers) as r:
-        content = await r.read()
-        return r.status, r.headers, json.loads(content) if r.content_type == "application/json" else content
-
-
-def error(body: Any) -> dict[str, Any]:
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"message", "type", "param", "code"}
-    return dict(body["error"])
+    """``emu_post`` to the embeddings endpoint, with a JSON answer parsed."""
+    status, headers, content = await emu_post(session, emu, body, key=key, path=path, emulate=emulate, raw=raw)
+    return status, headers, json.loads(content) if headers.get("Content-Type", "").startswith("application/json") \
+        else content
 
 
 def norm(vector: list[float]) -> float:
@@ -132,10 +124,10 @@ async def test_models_list_includes_embedding_models(emu: Emulator, session: aio
 async def test_missing_or_bad_key_is_401(emu: Emulator, session: aiohttp.ClientSession) -> None:
     async with session.post(emu.base_url + EMBED, json={"model": QUERY, "input": "hi"}) as r:
         assert r.status == 401
-        assert error(await r.json())["code"] == "invalid_api_key"
+        assert error_envelope(await r.json())["code"] == "invalid_api_key"
     status, _, body = await post(session, emu, {"model": QUERY, "input": "hi"}, key="sk-nope")
     assert status == 401
-    assert error(body)["code"] == "invalid_api_key"
+    assert error_envelope(body)["code"] == "invalid_api_key"
 
 
 @pytest.mark.parametrize(("body", "param", "message"), [
@@ -167,15 +159,15 @@ async def test_invalid_requests_are_400(emu: Emulator, session: aiohttp.ClientSe
                                         message: str) -> None:
     status, _, answer = await post(session, emu, body)
     assert status == 400
-    assert error(answer) == {"message": message, "type": "invalid_request_error", "param": param,
+    assert error_envelope(answer) == {"message": message, "type": "invalid_request_error", "param": param,
                              "code": "invalid_request_body"}
 
 
 async def test_malformed_json_is_400(emu: Emulator, session: aiohttp.ClientSession) -> None:
     status, _, body = await post(session, emu, None, raw=b'{"model": ')
     assert status == 400
-    assert error(body)["code"] == "invalid_request_body"
-    assert error(body)["message"].startswith("Malformed JSON in the request body")
+    assert error_envelope(body)["code"] == "invalid_request_body"
+    assert error_envelope(body)["message"].startswith("Malformed JSON in the request body")
 
 
 async def test_an_input_over_the_context_is_context_length_exceeded(
@@ -184,14 +176,14 @@ async def test_an_input_over_the_context_is_context_length_exceeded(
     assert (await post(session, emu, {"model": QUERY, "input": fits}))[0] == 200
     status, _, body = await post(session, emu, {"model": QUERY, "input": ["short", over]})
     assert status == 400
-    assert error(body) == {
+    assert error_envelope(body) == {
         "message": "'input[1]' has 8193 tokens; 'solar-embedding-2-query' takes at most 8192 tokens per input. "
                    "Split the text into smaller pieces.",
         "type": "invalid_request_error", "param": "input[1]", "code": "context_length_exceeded"}
     status, _, body = await post(session, emu, {"model": "embedding-passage", "input": "y" * (4096 * 4 + 1)})
     assert status == 400
-    assert error(body)["param"] == "input"
-    assert "at most 4096 tokens" in error(body)["message"]
+    assert error_envelope(body)["param"] == "input"
+    assert "at most 4096 tokens" in error_envelope(body)["message"]
 
 
 @pytest.mark.parametrize(("day", "works"), [("2026-12-30", True), ("2026-12-31", False), ("2027-03-01", False)])
@@ -207,7 +199,7 @@ async def test_solar_embedding_1_stops_on_its_removal_day(session: aiohttp.Clien
         assert "embedding-query" in ids
     else:
         assert status == 400
-        assert error(body) == {
+        assert error_envelope(body) == {
             "message": "The model 'embedding-query' is retired (removed on 2026-12-31); use "
                        "'solar-embedding-2-query' instead.",
             "type": "invalid_request_error", "param": "model", "code": "invalid_request_body"}
@@ -224,7 +216,7 @@ async def test_http_faults_by_header(emu: Emulator, session: aiohttp.ClientSessi
     assert statuses == [503, 503, 200]
     status, headers, answer = await post(session, emu, body, emulate="rate-limit header=upstage delay_ms=3000")
     assert status == 429
-    assert error(answer)["code"] == "too_many_requests"
+    assert error_envelope(answer)["code"] == "too_many_requests"
     assert float(headers["X-Upstage-RateLimit-Retry-After-Requests"]) > time.time()
     status, headers, answer = await post(session, emu, body, emulate="html-error status=502")
     assert status == 502
@@ -234,7 +226,7 @@ async def test_http_faults_by_header(emu: Emulator, session: aiohttp.ClientSessi
 async def test_directive_in_the_last_input(emu: Emulator, session: aiohttp.ClientSession) -> None:
     status, _, body = await post(session, emu, {"model": QUERY, "input": ["a", "b [emulate:error status=500]"]})
     assert status == 500
-    assert error(body)["code"] == "internal_server_error"
+    assert error_envelope(body)["code"] == "internal_server_error"
     # once the fault is spent the directive is not part of what is embedded
     directive = "[emulate:error status=502 times=1]"
     assert (await post(session, emu, {"model": QUERY, "input": f"b {directive}"}))[0] == 502
@@ -243,8 +235,8 @@ async def test_directive_in_the_last_input(emu: Emulator, session: aiohttp.Clien
     assert faulted["data"][0]["embedding"] == plain["data"][0]["embedding"]
     status, _, body = await post(session, emu, {"model": QUERY, "input": "[emulate:teleport]"})
     assert status == 400
-    assert error(body)["param"] == "input"
-    assert "unknown emulator scenario 'teleport'" in error(body)["message"]
+    assert error_envelope(body)["param"] == "input"
+    assert "unknown emulator scenario 'teleport'" in error_envelope(body)["message"]
 
 
 async def test_connection_faults_apply(emu: Emulator, session: aiohttp.ClientSession) -> None:
@@ -262,12 +254,12 @@ async def test_embeddings_are_rate_limited_by_prompt_tokens(session: aiohttp.Cli
         assert first[1]["X-Upstage-RateLimit-Remaining-Tokens"] == "50"
         status, headers, body = await post(session, emu, {"model": PASSAGE, "input": text})
         assert status == 429
-        assert error(body)["code"] == "too_many_requests"
+        assert error_envelope(body)["code"] == "too_many_requests"
         assert headers["Retry-After"] == "60"
         assert (await post(session, emu, {"model": QUERY, "input": text}))[0] == 200  # another model
         status, _, body = await post(session, emu, {"model": QUERY, "input": [text, text, text]})
         assert status == 400
-        assert error(body)["code"] == "request_too_large"
+        assert error_envelope(body)["code"] == "request_too_large"
     assert emu.rate_stats(PASSAGE).tokens_in_window == 200
     assert emu.rate_limited == 1
 

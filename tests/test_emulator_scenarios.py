@@ -10,7 +10,9 @@ import aiohttp
 import pytest
 
 from solarstream.emulator import CATALOG, Emulator
-from solarstream.emulator.answers import BANNER, SCRIPT_ANSWER, filler
+from solarstream.emulator.answers import BANNER, SCRIPT_ANSWER, answer_text, filler
+from tests.helpers import ask, expected_usage, sse_chunks, sse_data, sse_text
+from tests.helpers import emu_post as post
 
 MODEL = "solar-mini"
 
@@ -22,34 +24,13 @@ def body(text: str = "Hi", *, stream: bool = True, usage: bool = False, **extra:
     return out
 
 
-async def post(session: aiohttp.ClientSession, emu: Emulator, payload: dict[str, Any],
-               emulate: str | None = None) -> tuple[int, Any, bytes]:
-    headers = {"Authorization": f"Bearer {emu.api_key}"}
-    if emulate is not None:
-        headers["X-Emulate"] = emulate
-    async with session.post(emu.base_url + "/chat/completions", json=payload, headers=headers) as resp:
-        return resp.status, resp.headers, await resp.read()
-
-
-def data_lines(raw: bytes) -> list[str]:
-    return [line[6:] for line in raw.decode().replace("\r\n", "\n").split("\n") if line.startswith("data: ")]
-
-
-def chunks(raw: bytes) -> list[dict[str, Any]]:
-    return [json.loads(d) for d in data_lines(raw) if d != "[DONE]"]
-
-
-def text_of(raw: bytes) -> str:
-    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks(raw) if c["choices"])
-
-
 # --- selection --------------------------------------------------------------------------------
 
 
 async def test_directive_in_last_user_message(emu: Emulator, session: aiohttp.ClientSession) -> None:
     _, _, raw = await post(session, emu, body("Hello [emulate:crlf] world"))
     assert raw.endswith(b"data: [DONE]\r\n\r\n")
-    assert "You wrote: «Hello world»." in text_of(raw)  # the directive is not quoted
+    assert "You wrote: «Hello world»." in sse_text(raw)  # the directive is not quoted
 
 
 async def test_directive_only_counts_in_the_last_user_message(
@@ -65,7 +46,7 @@ async def test_directive_only_counts_in_the_last_user_message(
 async def test_header_selects_and_several_combine(emu: Emulator, session: aiohttp.ClientSession) -> None:
     _, _, raw = await post(session, emu, body(usage=True), emulate="crlf; usage-separate")
     assert b"\r\n\r\n" in raw
-    assert chunks(raw)[-1]["choices"] == []
+    assert sse_chunks(raw)[-1]["choices"] == []
 
 
 async def test_default_scenario_and_override() -> None:
@@ -104,7 +85,7 @@ async def test_bad_scenarios_are_400_and_say_what_is_valid(
 async def test_crlf_everywhere(emu: Emulator, session: aiohttp.ClientSession) -> None:
     _, _, raw = await post(session, emu, body(usage=True), emulate="crlf")
     assert b"\n" not in raw.replace(b"\r\n", b"")
-    assert raw.count(b"\r\n\r\n") == len(data_lines(raw))
+    assert raw.count(b"\r\n\r\n") == len(sse_data(raw))
 
 
 async def test_keepalive_pings(emu: Emulator, session: aiohttp.ClientSession) -> None:
@@ -112,17 +93,17 @@ async def test_keepalive_pings(emu: Emulator, session: aiohttp.ClientSession) ->
     assert raw.startswith(b": ping\n\ndata: ")
     assert raw.count(b": ping\n\n") >= 3
     assert raw.endswith(b"data: [DONE]\n\n")
-    assert text_of(raw).startswith(BANNER)
+    assert sse_text(raw).startswith(BANNER)
 
 
 async def test_usage_separate(emu: Emulator, session: aiohttp.ClientSession) -> None:
     _, _, raw = await post(session, emu, body(usage=True), emulate="usage-separate")
-    parsed = chunks(raw)
+    parsed = sse_chunks(raw)
     assert parsed[-2]["choices"][0]["finish_reason"] == "stop"
     assert "usage" not in parsed[-2]
     assert parsed[-1]["choices"] == []
-    assert parsed[-1]["usage"]["total_tokens"] > 0
-    assert data_lines(raw)[-1] == "[DONE]"
+    assert parsed[-1]["usage"] == expected_usage(ask("Hi"), answer_text("Hi"))
+    assert sse_data(raw)[-1] == "[DONE]"
     # without include_usage there is no usage at all
     _, _, raw = await post(session, emu, body(), emulate="usage-separate")
     assert b'"usage"' not in raw
@@ -181,7 +162,7 @@ async def test_error_times_fails_first_attempts_then_answers(
     assert emu.attempts == {"error body=envelope code= status=503 times=2": 3}
     status, _, raw = await post(session, emu, payload)
     assert status == 200
-    assert "You wrote: «retry me»." in text_of(raw)
+    assert "You wrote: «retry me»." in sse_text(raw)
     # another spelling is another counter
     assert (await post(session, emu, body("[emulate:error status=503 times=1]")))[0] == 503
 
@@ -217,7 +198,7 @@ async def test_truncate_ends_cleanly_without_finish_or_done(
 ) -> None:
     status, _, raw = await post(session, emu, body(), emulate="truncate after=3")
     assert status == 200
-    parsed = chunks(raw)
+    parsed = sse_chunks(raw)
     assert len(parsed) == 4  # the role chunk and three content chunks
     assert all(c["choices"][0]["finish_reason"] is None for c in parsed)
     assert b"[DONE]" not in raw
@@ -228,8 +209,8 @@ async def test_truncate_after_more_chunks_than_the_answer_has(
     emu: Emulator, session: aiohttp.ClientSession
 ) -> None:
     _, _, raw = await post(session, emu, body(), emulate="truncate after=1000")
-    assert text_of(raw).startswith(BANNER)
-    assert all(c["choices"][0]["finish_reason"] is None for c in chunks(raw))
+    assert sse_text(raw).startswith(BANNER)
+    assert all(c["choices"][0]["finish_reason"] is None for c in sse_chunks(raw))
     assert b"[DONE]" not in raw
 
 
@@ -242,7 +223,7 @@ async def test_midstream_error(emu: Emulator, session: aiohttp.ClientSession, ev
     assert last.startswith("event: error\ndata: ") is event
     error = json.loads(last.split("data: ", 1)[1])
     assert error["error"]["code"] == "overloaded"
-    assert len(chunks(raw)) == 4  # role, two content chunks, then the error object
+    assert len(sse_chunks(raw)) == 4  # role, two content chunks, then the error object
     assert b"[DONE]" not in raw
 
 
@@ -259,7 +240,7 @@ async def test_reset_aborts_the_connection(emu: Emulator, session: aiohttp.Clien
         with pytest.raises(aiohttp.ClientPayloadError):
             await read_all(resp)
     received = b"".join(pieces)
-    assert len(data_lines(received)) == 3
+    assert len(sse_data(received)) == 3
     assert emu.disconnects == 0  # we dropped it, not the client
     # the next request needs a new connection
     assert (await post(session, emu, body()))[0] == 200
@@ -282,9 +263,9 @@ async def test_truncate_non_stream_breaks_the_body(emu: Emulator, session: aioht
 async def test_echo(emu: Emulator, session: aiohttp.ClientSession) -> None:
     text = "  Line one\n\tПривет, 세계!  [emulate:echo]"
     _, _, raw = await post(session, emu, body(text))
-    assert text_of(raw) == "  Line one\n\tПривет, 세계!"
+    assert sse_text(raw) == "  Line one\n\tПривет, 세계!"
     _, _, raw = await post(session, emu, body(text.replace("[emulate:echo]", "")), emulate="echo")
-    assert text_of(raw) == text.replace("[emulate:echo]", "")
+    assert sse_text(raw) == text.replace("[emulate:echo]", "")
 
 
 async def test_script(emu: Emulator, session: aiohttp.ClientSession) -> None:
@@ -297,7 +278,7 @@ async def test_script(emu: Emulator, session: aiohttp.ClientSession) -> None:
 
 async def test_speed_sizes_and_counts(emu: Emulator, session: aiohttp.ClientSession) -> None:
     _, _, raw = await post(session, emu, body(usage=True), emulate="speed chunks=500 size=40")
-    parsed = chunks(raw)
+    parsed = sse_chunks(raw)
     pieces = [c["choices"][0]["delta"]["content"] for c in parsed[1:-1]]
     assert len(pieces) == 500
     assert set(pieces) == {filler(40)}
@@ -310,14 +291,14 @@ async def test_speed_sizes_and_counts(emu: Emulator, session: aiohttp.ClientSess
 async def test_slow_streams_the_same_bytes(emu: Emulator, session: aiohttp.ClientSession) -> None:
     _, _, fast = await post(session, emu, body("same"))
     _, _, slow = await post(session, emu, body("same"), emulate="slow delay_ms=1")
-    assert text_of(fast) == text_of(slow)
+    assert sse_text(fast) == sse_text(slow)
 
 
 async def test_reasoning_scenario_on_a_model_without_reasoning(
     emu: Emulator, session: aiohttp.ClientSession
 ) -> None:
     _, _, raw = await post(session, emu, body(), emulate="reasoning field=reasoning_content")
-    reasoning = "".join(c["choices"][0]["delta"].get("reasoning_content") or "" for c in chunks(raw))
+    reasoning = "".join(c["choices"][0]["delta"].get("reasoning_content") or "" for c in sse_chunks(raw))
     assert reasoning.startswith(f"{BANNER} Emulated reasoning for {MODEL}")
     assert b'"reasoning":' not in raw
 
@@ -333,7 +314,7 @@ async def test_tools_scenario_uses_a_demo_tool(emu: Emulator, session: aiohttp.C
 
 async def test_tools_finish_stop_and_several_calls(emu: Emulator, session: aiohttp.ClientSession) -> None:
     _, _, raw = await post(session, emu, body(), emulate="tools finish=stop count=2")
-    parsed = chunks(raw)
+    parsed = sse_chunks(raw)
     indexes = {c["choices"][0]["delta"]["tool_calls"][0]["index"]
                for c in parsed if "tool_calls" in c["choices"][0]["delta"]}
     assert indexes == {0, 1}
@@ -343,5 +324,5 @@ async def test_tools_finish_stop_and_several_calls(emu: Emulator, session: aioht
 async def test_fragment_gives_the_same_bytes(emu: Emulator, session: aiohttp.ClientSession) -> None:
     _, _, whole = await post(session, emu, body("Привет, 세계 [emulate:crlf]"))
     _, _, pieces = await post(session, emu, body("Привет, 세계 [emulate:crlf] [emulate:fragment size=3]"))
-    assert text_of(pieces) == text_of(whole)
+    assert sse_text(pieces) == sse_text(whole)
     assert pieces.endswith(b"data: [DONE]\r\n\r\n")

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from solarstream.emulator import Emulator
+from tests.helpers import CHILD_ENV, from_child
 
 BODY: dict[str, Any] = {"model": "solar-mini", "messages": [{"role": "user", "content": "Hi"}], "stream": True}
 
@@ -115,11 +116,11 @@ async def test_emulate_command_prints_how_to_connect_and_exits_0_on_ctrl_c() -> 
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from solarstream.emulator.command import emulate; emulate()",
         "--port", "0", "--scenario", "crlf",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, **CHILD_ENV},
     )
     assert proc.stdout is not None
     try:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        line = (await from_child(proc, proc.stdout.readline(), "say where it listens")).decode()
         assert "solarstream emulator" in line
         base = line.split("UPSTAGE_BASE_URL=")[1].split()[0]
         assert base.startswith("http://127.0.0.1:")
@@ -131,7 +132,7 @@ async def test_emulate_command_prints_how_to_connect_and_exits_0_on_ctrl_c() -> 
             raw = await r.read()
         assert raw.endswith(b"data: [DONE]\r\n\r\n")  # --scenario crlf applies
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), 30)
+        stdout, stderr = await from_child(proc, proc.communicate(), "exit on Ctrl-C")
     finally:
         if proc.returncode is None:
             proc.kill()

@@ -12,10 +12,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from solarstream._sse import SSEDecoder
+from solarstream.emulator import answers
 from solarstream.providers.upstage import models as _models
 from solarstream.server import GatewayConfig
 from solarstream.server.testing import RunningGateway, running_gateway
+from tests.helpers import ask, error_envelope, expected_usage, post_json, sse_chunks, sse_data, sse_text
 
 GATEWAY_KEY = "gw-KeY-f0r-TeStS-77"
 UPSTREAM_KEY = "up_emulator"  # the emulator's key: it must never reach a client or a log
@@ -31,30 +32,10 @@ async def gw() -> AsyncIterator[RunningGateway]:
         yield running
 
 
-def sse_payloads(raw: bytes) -> list[str]:
-    decoder = SSEDecoder()
-    events = decoder.feed(raw)
-    assert not decoder.close(), "the stream ended in the middle of an event"
-    return [e.data for e in events]
-
-
 async def post(session: aiohttp.ClientSession, gw: RunningGateway, body: Any, **kw: Any) -> tuple[int, Any, Any]:
-    """POST a body (a dict is sent as JSON) with ``Content-Type: application/json``, as OpenAI clients do."""
-    data = body if isinstance(body, (bytes, str, AsyncIterator)) else json.dumps(body)
-    kw["headers"] = {"Content-Type": "application/json", **kw.get("headers", {})}
-    async with session.post(f"{gw.base_url}/chat/completions", data=data, **kw) as resp:
-        raw = await resp.read()
-        return resp.status, resp.headers, raw
-
-
-def envelope(raw: bytes) -> dict[str, Any]:
-    body = json.loads(raw)
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"message", "type", "param", "code"}
-    assert isinstance(body["error"]["message"], str)
-    assert body["error"]["message"]
-    error: dict[str, Any] = body["error"]
-    return error
+    """POST to the gateway's chat endpoint: a dict as JSON; bytes, text or an async iterator as they are."""
+    raw = body if isinstance(body, (bytes, str, AsyncIterator)) else None
+    return await post_json(session, f"{gw.base_url}/chat/completions", body, raw=raw, **kw)
 
 
 # --- success -----------------------------------------------------------------------------------
@@ -64,12 +45,12 @@ async def test_stream_sends_chunks_then_done(gw: RunningGateway, session: aiohtt
     status, headers, raw = await post(session, gw, chat("hi there", stream=True))
     assert status == 200
     assert headers["Content-Type"].startswith("text/event-stream")
-    payloads = sse_payloads(raw)
+    payloads = sse_data(raw, complete=True)
     assert payloads[-1] == "[DONE]"
     chunks = [json.loads(p) for p in payloads[:-1]]
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
-    assert "solarstream emulator" in text
+    assert text == answers.answer_text("hi there")
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert UPSTREAM_KEY.encode() not in raw
 
@@ -83,8 +64,9 @@ async def test_non_stream_completion_and_access_log(
     body = json.loads(raw)
     assert body["object"] == "chat.completion"
     assert body["model"] == "solar-mini-250422"
-    assert "solarstream emulator" in body["choices"][0]["message"]["content"]
+    assert body["choices"][0]["message"]["content"] == answers.answer_text("what is 2+2?")
     usage = body["usage"]
+    assert usage == expected_usage(ask("what is 2+2?"), answers.answer_text("what is 2+2?"))
     line = next(r.getMessage() for r in caplog.records if r.name == "solarstream.server")
     assert line.startswith("POST /v1/chat/completions 200 model=solar-mini-250422 stream=false duration_ms=")
     assert f"tokens={usage['prompt_tokens']}+{usage['completion_tokens']}={usage['total_tokens']}" in line
@@ -96,11 +78,12 @@ async def test_stream_with_usage_is_logged(
     caplog.set_level(logging.INFO, logger="solarstream.server")
     status, _, raw = await post(session, gw, chat(stream=True, stream_options={"include_usage": True}))
     assert status == 200
-    usage = next(json.loads(p)["usage"] for p in sse_payloads(raw)[:-1] if json.loads(p).get("usage"))
+    [usage] = [c["usage"] for c in sse_chunks(raw) if c.get("usage")]
+    assert usage == expected_usage(ask("hello"), answers.answer_text("hello"))
     line = next(r.getMessage() for r in caplog.records if r.name == "solarstream.server")
     assert "stream=true" in line
     assert "outcome=done" in line
-    assert f"tokens={usage['prompt_tokens']}+{usage['completion_tokens']}" in line
+    assert f"tokens={usage['prompt_tokens']}+{usage['completion_tokens']}={usage['total_tokens']}" in line
 
 
 async def test_retired_and_dated_model_names_resolve(gw: RunningGateway, session: aiohttp.ClientSession) -> None:
@@ -113,9 +96,9 @@ async def test_retired_and_dated_model_names_resolve(gw: RunningGateway, session
 async def test_reasoning_streams_through(gw: RunningGateway, session: aiohttp.ClientSession) -> None:
     status, _, raw = await post(session, gw, chat("[emulate:reasoning] think", stream=True, model="solar-pro3"))
     assert status == 200
-    deltas = [json.loads(p)["choices"][0]["delta"] for p in sse_payloads(raw)[:-1] if json.loads(p)["choices"]]
-    assert "".join(d.get("reasoning") or "" for d in deltas)
-    assert "".join(d.get("content") or "" for d in deltas)
+    assert sse_data(raw, complete=True)[-1] == "[DONE]"
+    assert sse_text(raw, "reasoning") == answers.reasoning_text("solar-pro3", None, "think")
+    assert sse_text(raw) == answers.answer_text("think")
 
 
 async def test_models_health_page_and_openapi(gw: RunningGateway, session: aiohttp.ClientSession) -> None:
@@ -133,7 +116,7 @@ async def test_models_health_page_and_openapi(gw: RunningGateway, session: aioht
             assert (await resp.json())["id"] == name
     async with session.get(f"{gw.base_url}/models/gpt-4o") as resp:
         assert resp.status == 404
-        assert envelope(await resp.read())["code"] == "model_not_found"
+        assert error_envelope(await resp.read())["code"] == "model_not_found"
     async with session.get(f"{gw.url}/health") as resp:
         health = await resp.json()
     assert health["status"] == "ok"
@@ -152,10 +135,10 @@ async def test_models_health_page_and_openapi(gw: RunningGateway, session: aioht
     assert "/v1/chat/completions" in document["paths"]
     async with session.get(f"{gw.url}/nowhere") as resp:
         assert resp.status == 404
-        assert envelope(await resp.read())["code"] == "not_found"
+        assert error_envelope(await resp.read())["code"] == "not_found"
     async with session.delete(f"{gw.base_url}/models") as resp:
         assert resp.status == 405
-        assert envelope(await resp.read())["code"] == "method_not_allowed"
+        assert error_envelope(await resp.read())["code"] == "method_not_allowed"
 
 
 # --- bad input: 400 with the field named, never 422 or 500 ----------------------------------------
@@ -197,7 +180,7 @@ async def test_bad_input_is_a_400_naming_the_field(
 ) -> None:
     status, _, raw = await post(session, gw, body)
     assert status == 400, raw
-    error = envelope(raw)
+    error = error_envelope(raw)
     assert error["type"] == "invalid_request_error"
     assert error["param"] == param
     assert words in error["message"]
@@ -210,7 +193,7 @@ async def test_clients_cannot_redirect_the_upstream_or_its_key(
 ) -> None:
     status, _, raw = await post(session, gw, chat(**{field: "http://127.0.0.1:9/v1"}))
     assert status == 400
-    assert envelope(raw)["param"] == field
+    assert error_envelope(raw)["param"] == field
     assert gw.emulator.requests == []
 
 
@@ -225,7 +208,7 @@ async def test_oversized_bodies_get_413() -> None:
         big = chat("x" * 4096)
         status, _, raw = await post(session, gw, big)
         assert status == 413
-        assert envelope(raw)["code"] == "request_too_large"
+        assert error_envelope(raw)["code"] == "request_too_large"
 
         async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: the limit applies while reading
             data = json.dumps(big).encode()
@@ -234,7 +217,7 @@ async def test_oversized_bodies_get_413() -> None:
 
         status, _, raw = await post(session, gw, chunked())
         assert status == 413
-        assert "--max-body-bytes" in envelope(raw)["message"]
+        assert "--max-body-bytes" in error_envelope(raw)["message"]
         assert gw.emulator.requests == []
 
 
@@ -242,7 +225,7 @@ async def test_unknown_model_is_404(gw: RunningGateway, session: aiohttp.ClientS
     for stream in (False, True):
         status, _, raw = await post(session, gw, chat(model="gpt-4o", stream=stream))
         assert status == 404
-        error = envelope(raw)
+        error = error_envelope(raw)
         assert (error["code"], error["param"]) == ("model_not_found", "model")
 
 
@@ -254,7 +237,7 @@ async def test_gateway_key_is_required_when_set(session: aiohttp.ClientSession) 
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": GATEWAY_KEY}):
             status, _, raw = await post(session, gw, chat(), headers=headers)
             assert status == 401
-            error = envelope(raw)
+            error = error_envelope(raw)
             assert error["code"] == "invalid_api_key"
             assert "Authorization: Bearer" in error["message"]
             assert GATEWAY_KEY not in error["message"]
@@ -293,11 +276,11 @@ async def test_upstream_errors_before_the_first_chunk_get_their_status(
     got, headers, raw = await post(session, gw, chat(f"{directive} hi", stream=stream))
     assert got == status, raw
     assert headers["Content-Type"] == "application/json"
-    error = envelope(raw)
+    error = error_envelope(raw)
     assert error["code"] == code
     assert UPSTREAM_KEY not in error["message"]
     if code == "rate_limit_exceeded":
-        assert int(headers["Retry-After"]) >= 1
+        assert (headers["Retry-After"], headers["retry-after-ms"]) == ("1", "0")  # the emulator said 0 s
     if code == "insufficient_quota":
         assert error["type"] == "insufficient_quota"
         assert headers["x-should-retry"] == "false"
@@ -309,7 +292,7 @@ async def test_upstream_timeout_is_504(session: aiohttp.ClientSession) -> None:
     async with running_gateway(upstream_timeout=0.3) as gw:
         status, _, raw = await post(session, gw, chat("[emulate:stall after=0] hi", stream=True))
         assert status == 504
-        assert envelope(raw)["code"] == "upstream_timeout"
+        assert error_envelope(raw)["code"] == "upstream_timeout"
 
 
 async def test_unreachable_upstream_is_502(session: aiohttp.ClientSession) -> None:
@@ -317,7 +300,7 @@ async def test_unreachable_upstream_is_502(session: aiohttp.ClientSession) -> No
     async with running_gateway(config, emulator=False) as gw:
         status, _, raw = await post(session, gw, chat(stream=True))
         assert status == 502
-        error = envelope(raw)
+        error = error_envelope(raw)
         assert error["code"] == "upstream_unreachable"
         assert "up_x" not in error["message"]
 
@@ -335,7 +318,7 @@ async def test_errors_after_the_first_chunk_are_in_band(
 ) -> None:
     status, _, raw = await post(session, gw, chat(f"{directive} hi", stream=True))
     assert status == 200
-    payloads = sse_payloads(raw)
+    payloads = sse_data(raw, complete=True)
     assert payloads[-1] == "[DONE]"
     error = json.loads(payloads[-2])["error"]
     assert error["code"] == code
@@ -353,7 +336,7 @@ async def _first_frame(resp: aiohttp.ClientResponse) -> bytes:
     return data
 
 
-async def test_client_disconnect_cancels_the_upstream_at_once(gw: RunningGateway) -> None:
+async def test_client_disconnect_cancels_the_upstream(gw: RunningGateway) -> None:
     emu = gw.emulator
     async with aiohttp.ClientSession() as session:
         resp = await session.post(f"{gw.base_url}/chat/completions",
@@ -390,7 +373,7 @@ async def test_concurrency_cap_answers_429_at_once() -> None:
         status, headers, raw = await post(session, gw, chat())
         assert status == 429
         assert headers["Retry-After"] == "1"
-        assert envelope(raw)["code"] == "gateway_busy"
+        assert error_envelope(raw)["code"] == "gateway_busy"
         first.close()
         await asyncio.wait_for(gw.server.gateway.wait_idle(), 5)
         status, _, _ = await post(session, gw, chat())
@@ -404,7 +387,7 @@ async def test_shutdown_ends_streams_in_band() -> None:
         head = await _first_frame(resp)
         gw.server.should_exit = True  # what SIGTERM does
         rest = await resp.read()  # a cut socket would raise ClientPayloadError here
-        payloads = sse_payloads(head + rest)
+        payloads = sse_data(head + rest, complete=True)
         assert payloads[-1] == "[DONE]"
         assert json.loads(payloads[-2])["error"]["code"] == "server_shutting_down"
         await asyncio.wait_for(gw.emulator.wait_for_disconnects(1), 5)

@@ -16,8 +16,10 @@ from openai.types.chat import (
     ChatCompletionMessageParam,
 )
 
+from solarstream.emulator import answers
 from solarstream.providers.upstage import models as _models
 from solarstream.server.testing import GatewayThread, RunningGateway
+from tests.helpers import ask, expected_usage
 
 KEY = "gw-sdk-key-5150"
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello from the SDK"}]
@@ -51,10 +53,12 @@ def user(content: str) -> list[ChatCompletionMessageParam]:
 def test_sync_completion(client: OpenAI) -> None:
     completion = client.chat.completions.create(model="solar-mini", messages=MESSAGES)
     assert completion.model == "solar-mini-250422"
-    assert "solarstream emulator" in (completion.choices[0].message.content or "")
+    answer = answers.answer_text("hello from the SDK")
+    assert completion.choices[0].message.content == answer
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage is not None
-    assert completion.usage.total_tokens > 0
+    assert completion.usage.model_dump(include={"prompt_tokens", "completion_tokens", "total_tokens"}) == \
+        expected_usage(ask("hello from the SDK"), answer)
 
 
 def test_sync_stream_matches_the_completion(client: OpenAI) -> None:
@@ -62,10 +66,11 @@ def test_sync_stream_matches_the_completion(client: OpenAI) -> None:
     with client.chat.completions.create(model="solar-pro4", messages=MESSAGES, stream=True,
                                         stream_options={"include_usage": True}) as stream:
         chunks = list(stream)
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert len(chunks) > 3
-    assert text == whole.choices[0].message.content
-    assert any(c.usage is not None and c.usage.total_tokens > 0 for c in chunks)
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert "".join(pieces) == whole.choices[0].message.content == answers.answer_text("hello from the SDK")
+    assert pieces == answers.pieces("".join(pieces))  # it streamed word by word
+    [usage] = [c.usage for c in chunks if c.usage is not None]
+    assert usage == whole.usage
 
 
 async def test_async_completion_and_stream(aclient: AsyncOpenAI) -> None:
@@ -73,8 +78,8 @@ async def test_async_completion_and_stream(aclient: AsyncOpenAI) -> None:
     stream = await aclient.chat.completions.create(model="syn-pro", messages=MESSAGES,
                                                    stream=True)
     pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
-    assert "".join(pieces) == whole.choices[0].message.content
-    assert len([p for p in pieces if p]) > 1  # it really streamed in pieces
+    assert "".join(pieces) == whole.choices[0].message.content == answers.answer_text("hello from the SDK")
+    assert [p for p in pieces if p] == answers.pieces("".join(pieces))  # it really streamed in pieces
 
 
 def test_models(client: OpenAI) -> None:
@@ -86,17 +91,34 @@ def test_models(client: OpenAI) -> None:
         client.models.retrieve("gpt-4o")
 
 
-def test_tool_calls_stream_through(client: OpenAI) -> None:
-    tools: list[ChatCompletionFunctionToolParam] = [
-        {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
-    ]
+TOOLS: list[ChatCompletionFunctionToolParam] = [{"type": "function", "function": {
+    "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+ARGUMENTS = '{"city": "emulated city"}'  # what the emulator fills in for that schema
+
+
+def test_tool_calls_come_through_whole(client: OpenAI) -> None:
     completion = client.chat.completions.create(
-        model="solar-pro4", messages=user("[emulate:tools] weather in Seoul?"), tools=tools
+        model="solar-pro4", messages=user("[emulate:tools] weather in Seoul?"), tools=TOOLS
     )
+    assert completion.choices[0].finish_reason == "tool_calls"
     calls = completion.choices[0].message.tool_calls
-    assert calls
-    assert isinstance(calls[0], ChatCompletionMessageFunctionToolCall)
-    assert calls[0].function.name == "get_weather"
+    assert calls is not None
+    assert all(isinstance(c, ChatCompletionMessageFunctionToolCall) for c in calls)
+    assert [(c.function.name, c.function.arguments) for c in calls] == [("get_weather", ARGUMENTS)]  # type: ignore[union-attr]
+
+
+def test_tool_calls_stream_through(client: OpenAI) -> None:
+    with client.chat.completions.create(model="solar-pro4", messages=user("[emulate:tools] weather in Seoul?"),
+                                        tools=TOOLS, stream=True) as stream:
+        chunks = list(stream)
+    deltas = [call for c in chunks if c.choices for call in c.choices[0].delta.tool_calls or ()]
+    first = deltas[0]
+    assert first.id
+    assert (first.index, first.function and first.function.name) == (0, "get_weather")
+    assert len(deltas) > 2  # the arguments arrive in pieces
+    assert all(d.index == 0 and d.id is None for d in deltas[1:])
+    assert "".join(d.function.arguments or "" for d in deltas if d.function) == ARGUMENTS
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
 
 
 # --- errors, as the SDK's own classes ------------------------------------------------------------------
@@ -168,14 +190,16 @@ def test_midstream_error_raises_in_the_sdk_stream(client: OpenAI) -> None:
 
     with stream, pytest.raises(openai.APIError) as info:
         consume()
-    assert "".join(received)  # some text came before the error
-    assert "error" in str(info.value).lower()
+    assert "".join(received) == "".join(answers.pieces(answers.answer_text("hi"))[:2])  # two pieces, then the error
+    assert "Emulated error inside the stream (internal_server_error)" in info.value.message
 
 
-def test_the_sdk_retries_a_429_using_retry_after(gw: RunningGateway) -> None:
-    # the emulator fails once (times=1); the SDK honours Retry-After and the second attempt succeeds
+def test_the_sdk_retries_a_429_from_the_gateway(gw: RunningGateway) -> None:
+    # the emulator refuses once (times=1) with Retry-After; the gateway passes the 429 on (it makes no
+    # retries of its own), and the SDK's second attempt succeeds
+    before = len(gw.emulator.requests)
+    prompt = "[emulate:rate-limit times=1 header=retry-after] once"
     with OpenAI(base_url=gw.base_url, api_key=KEY, max_retries=1) as c:
-        completion = c.chat.completions.create(
-            model="solar-mini", messages=user("[emulate:rate-limit times=1 header=retry-after-ms] once"),
-        )
-    assert "solarstream emulator" in (completion.choices[0].message.content or "")
+        completion = c.chat.completions.create(model="solar-mini", messages=user(prompt))
+    assert completion.choices[0].message.content == answers.answer_text("once")
+    assert len(gw.emulator.requests) - before == 2  # the refused attempt and the retry

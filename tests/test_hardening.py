@@ -33,8 +33,8 @@ from solarstream.errors import (
 from solarstream.server import GatewayConfig
 from solarstream.server.testing import running_gateway
 from tests.conftest import API_KEY, MESSAGES, kw
+from tests.helpers import collect
 from tests.rawserver import RawServer, Reply, chunk, json_reply, sse, sse_reply, text_stream
-from tests.test_stream import collect
 
 FAST = RetryPolicy(max_retries=2, backoff=0.001, backoff_max=0.002)
 ROOT = Path(__file__).resolve().parent.parent

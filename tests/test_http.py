@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 import time
 from typing import Any
 
@@ -17,21 +18,14 @@ from solarstream.errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
-    AuthenticationError,
-    InvalidRequestError,
-    QuotaExceededError,
     RateLimitError,
     ServerError,
-    SolarstreamError,
     StreamTruncatedError,
 )
 from solarstream.providers.base import default_of
-from solarstream.providers.upstage import UpstageQuirks
-from tests.conftest import MESSAGES, kw
+from tests.conftest import API_KEY, MESSAGES, kw
+from tests.helpers import FAST_RETRY, collect
 from tests.rawserver import RawServer, Reply, chunk, json_reply, sse, sse_reply, text_stream
-from tests.test_stream import collect
-
-FAST = RetryPolicy(max_retries=2, backoff=0.001, backoff_max=0.002)
 
 
 def err(status: int, code: str | None = None, headers: list[tuple[str, str]] | None = None) -> Reply:
@@ -41,14 +35,6 @@ def err(status: int, code: str | None = None, headers: list[tuple[str, str]] | N
 
 async def run_text(http: Upstage, server: RawServer, **extra: Any) -> str:
     return "".join([p async for p in http.stream("solar-pro4", MESSAGES, **kw(server, **extra)).text()])
-
-
-@pytest.fixture
-async def http() -> Any:
-    """An Upstage provider with fast retries (the key and base URL are given per call)."""
-    provider = Upstage(retry=FAST)
-    yield provider
-    await provider.aclose()
 
 
 def retry_delays(caplog: pytest.LogCaptureFixture) -> list[float]:
@@ -84,23 +70,17 @@ async def test_close_before_headers_is_retried(server: RawServer, http: Upstage)
     assert len(server.requests) == 2
 
 
-@pytest.mark.parametrize(("status", "code", "cls"), [
-    (408, None, InvalidRequestError),
-    (429, "too_many_requests", RateLimitError),
-    (500, None, ServerError),
-    (502, None, ServerError),
-    (503, None, ServerError),
+@pytest.mark.parametrize(("status", "code"), [
+    (408, None), (429, "too_many_requests"), (500, None), (502, None), (503, None),
 ])
-async def test_retryable_statuses(
-    server: RawServer, http: Upstage, status: int, code: str | None, cls: type[APIStatusError]
-) -> None:
+async def test_retryable_statuses(server: RawServer, http: Upstage, status: int, code: str | None) -> None:
     server.enqueue(err(status, code), err(status, code), sse_reply(text_stream(["third time"])))
     assert await run_text(http, server) == "third time"
     assert len(server.requests) == 3
     server.enqueue(*[err(status, code) for _ in range(3)])
-    with pytest.raises(cls) as info:
+    with pytest.raises(APIStatusError) as info:
         await run_text(http, server)
-    assert info.value.status_code == status
+    assert (info.value.status_code, info.value.code) == (status, code)
     assert len(server.requests) == 6  # 1 + max_retries (2), then raised
 
 
@@ -123,33 +103,7 @@ async def test_max_retries_kwarg_keeps_the_clients_backoff(
     assert await run_text(http, server, max_retries=5) == "ok"
     delays = retry_delays(caplog)
     assert len(delays) == 2
-    assert all(d <= FAST.backoff_max for d in delays), delays
-
-
-NOW = 1_800_000_000.0  # a fixed "now" for the delay arithmetic
-
-
-@pytest.mark.parametrize(("header", "value", "expected"), [
-    ("retry-after-ms", "30", 0.03),
-    ("Retry-After", "1", 1.0),
-    ("Retry-After", "Fri, 15 Jan 2027 08:00:05 GMT", 5.0),  # an HTTP date, 5 s after NOW
-    ("X-Upstage-RateLimit-Retry-After-Requests", str(int((NOW + 0.05) * 1000)), 0.05),  # ms timestamp
-    ("X-Upstage-RateLimit-Retry-After-Tokens", str(int(NOW + 7)), 7.0),  # s timestamp
-    ("X-Upstage-RateLimit-Retry-After-Requests", "12", 12.0),  # small: a delay, not a timestamp
-])
-def test_advertised_delays_are_read(header: str, value: str, expected: float) -> None:
-    assert UpstageQuirks().retry_after({header.lower(): value}, now=NOW) == pytest.approx(expected, abs=1e-3)
-
-
-def test_the_later_upstage_retry_header_wins() -> None:
-    headers = {"x-upstage-ratelimit-retry-after-requests": str(int(NOW + 3)),
-               "x-upstage-ratelimit-retry-after-tokens": str(int(NOW + 9))}
-    assert UpstageQuirks().retry_after(headers, now=NOW) == 9.0
-
-
-@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-5", "1e300", "soon", "", "Thu, 99 Foo"])
-def test_unusable_retry_after_values_are_ignored(value: str) -> None:
-    assert UpstageQuirks().retry_after({"retry-after": value, "retry-after-ms": value}, now=NOW) is None
+    assert all(d <= FAST_RETRY.backoff_max for d in delays), delays
 
 
 async def test_advertised_delays_are_honoured(
@@ -165,6 +119,18 @@ async def test_advertised_delays_are_honoured(
     assert 0.3 <= delay <= 0.4, delay  # the advertised delay plus at most the jitter
 
 
+async def test_both_upstage_retry_headers_on_the_wire_the_later_wins(
+    server: RawServer, http: Upstage, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "solarstream")
+    headers = [("X-Upstage-RateLimit-Retry-After-Requests", "0.05"), ("X-Upstage-RateLimit-Retry-After-Tokens", "0.2")]
+    server.enqueue(err(429, "too_many_requests", headers), sse_reply(text_stream(["after wait"])))
+    started = time.monotonic()
+    assert await run_text(http, server) == "after wait"
+    assert time.monotonic() - started >= 0.2
+    assert retry_delays(caplog) == [0.2]  # the tokens header's (plus at most 1 ms of jitter, rounded away)
+
+
 async def test_advertised_delay_beyond_the_limit_raises_at_once(server: RawServer) -> None:
     http = Upstage(retry=RetryPolicy(max_retries=2, backoff=0.001, max_retry_after=5))
     try:
@@ -177,18 +143,15 @@ async def test_advertised_delay_beyond_the_limit_raises_at_once(server: RawServe
         await http.aclose()
 
 
-@pytest.mark.parametrize(("status", "code", "cls"), [
-    (401, "invalid_api_key", AuthenticationError),
-    (400, "invalid_request_body", InvalidRequestError),
-    (429, "usage_limit_exceeded", QuotaExceededError),
-    (401, "api_key_is_blocked", QuotaExceededError),
+@pytest.mark.parametrize(("status", "code"), [
+    (401, "invalid_api_key"), (400, "invalid_request_body"), (429, "usage_limit_exceeded"),
+    (401, "api_key_is_blocked"), (404, None),
 ])
-async def test_never_retried_statuses(
-    server: RawServer, http: Upstage, status: int, code: str, cls: type[APIStatusError]
-) -> None:
+async def test_never_retried_statuses(server: RawServer, http: Upstage, status: int, code: str | None) -> None:
     server.enqueue(err(status, code), sse_reply(text_stream(["must not be reached"])))
-    with pytest.raises(cls):
+    with pytest.raises(APIStatusError) as info:
         await run_text(http, server)
+    assert (info.value.status_code, info.value.code) == (status, code)
     assert len(server.requests) == 1
 
 
@@ -366,5 +329,30 @@ async def test_class_level_calls_share_one_default_instance() -> None:
     assert default_of(Upstage) is default_of(Upstage)
     assert Upstage.stream.__self__ is default_of(Upstage)  # type: ignore[attr-defined]
     assert Upstage().stream.__self__ is not default_of(Upstage)  # type: ignore[attr-defined]
-    with pytest.raises(SolarstreamError):
-        RetryPolicy(max_retries=-1)
+
+
+# --- connect timeouts ------------------------------------------------------------------------------
+
+
+async def test_a_connect_timeout_is_retried(http: Upstage, caplog: pytest.LogCaptureFixture) -> None:
+    """A listener whose accept queue is full drops new SYNs, so connecting times out: nothing was
+    sent, so the attempt is retried (unlike a first-byte timeout, where the server may be working)."""
+    caplog.set_level(logging.WARNING, "solarstream")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = [socket.create_connection(("127.0.0.1", port), timeout=5)]  # the queue (of one) is full
+        try:
+            with pytest.raises(APITimeoutError) as info:
+                await http.complete("solar-pro4", MESSAGES, base_url=f"http://127.0.0.1:{port}/v1", api_key=API_KEY,
+                                    timeout=Timeout(connect=0.2, first_byte=5, read=5), max_retries=1)
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert info.value.timer == "connect"
+    assert info.value.retryable
+    assert str(info.value) == f"could not connect to 127.0.0.1:{port} within 0.2s (connect timeout)"
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("retrying")] == [
+        f"retrying in 0.00s after could not connect to 127.0.0.1:{port} within 0.2s (connect timeout) "
+        "(attempt 2 of 2)"]

@@ -8,9 +8,7 @@ plugin sent. The Python API (sync and async) is tested in test_llm_plugin_api.py
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -23,39 +21,26 @@ from click.testing import CliRunner, Result
 from solarstream.emulator import Emulator, answers
 from solarstream.providers.upstage.models import ALIASES, MODELS
 from tests.conftest import API_KEY
-from tests.test_cli import ThreadedEmulator
+from tests.conftest import emu_thread as emu_thread
+from tests.helpers import ThreadedEmulator, completion_tokens, last_body
 
-
-@pytest.fixture(scope="module")
-def emu_thread() -> Iterator[ThreadedEmulator]:
-    thread = ThreadedEmulator()
-    with thread:
-        yield thread
-
-
-@pytest.fixture(scope="module")
-def emu(emu_thread: ThreadedEmulator) -> Emulator:
-    assert emu_thread.emulator is not None
-    return emu_thread.emulator
-
-
-def wait_for_disconnects(emu_thread: ThreadedEmulator, count: int) -> int:
-    """Block until the emulator, on its own loop, has seen ``count`` clients leave mid-stream."""
-    assert emu_thread.emulator is not None
-    waiting = emu_thread.emulator.wait_for_disconnects(count)
-    return asyncio.run_coroutine_threadsafe(waiting, emu_thread._loop).result(10)
+# --- the fixtures of this module; other test modules import them from here ----------------------
 
 
 @pytest.fixture(autouse=True)
-def llm_home(emu: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, _clean_env: None) -> Path:
-    """llm's files in a temporary directory; the plugin pointed at the emulator with a test key."""
-    home = tmp_path / "llm"
-    for name in ("LLM_MODEL", "LLM_RAISE_ERRORS", "LLM_OPENAI_SHOW_RESPONSES"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LLM_USER_PATH", str(home))
-    monkeypatch.setenv("UPSTAGE_BASE_URL", emu.base_url)
-    monkeypatch.setenv("UPSTAGE_API_KEY", API_KEY)
-    return home
+def llm_home(llm_home: Path) -> Path:
+    """conftest's ``llm_home``, for every test here and in the modules that import it."""
+    return llm_home
+
+
+@pytest.fixture(scope="module")
+def emu(threaded_emu: Emulator) -> Emulator:
+    """Here (and where it is imported) ``emu`` is the module's emulator on its background loop."""
+    return threaded_emu
+
+
+def wait_for_disconnects(emu_thread: ThreadedEmulator, count: int) -> int:
+    return emu_thread.wait_for_disconnects(count)
 
 
 def run(*args: str, input: str | None = None) -> Result:
@@ -69,21 +54,12 @@ def ok(*args: str, input: str | None = None) -> Result:
     return result
 
 
-def last_body(emu: Emulator) -> dict[str, Any]:
-    body = emu.requests[-1].json
-    assert isinstance(body, dict)
-    return body
 
 
 def logs(*args: str) -> list[dict[str, Any]]:
     rows = json.loads(ok("logs", "--json", *args).stdout)
     assert isinstance(rows, list)
     return rows
-
-
-def completion_tokens(text: str, reasoning: str | None = None) -> int:
-    """What the emulator counts for an answer: its pieces, reasoning first."""
-    return sum(answers.count_tokens(p) for p in answers.pieces(reasoning or "") + answers.pieces(text))
 
 
 # --- registration ------------------------------------------------------------------------------
@@ -121,9 +97,9 @@ def test_retired_names_are_llm_aliases_of_their_successors() -> None:
 
 @pytest.mark.parametrize(("name", "sent"), [("solar-pro", "solar-pro4"), ("solar-1-mini-chat", "solar-mini"),
                                             ("solar-pro4-260806", "solar-pro4-260806")])
-def test_the_model_sent_is_the_successor_or_the_pinned_dated_id(emu: Emulator, name: str, sent: str) -> None:
+def test_the_model_sent_is_the_successor_or_the_pinned_dated_id(threaded_emu: Emulator, name: str, sent: str) -> None:
     ok("-m", name, "Hi")
-    assert last_body(emu)["model"] == sent
+    assert last_body(threaded_emu)["model"] == sent
     assert logs("-n", "1")[0]["model"] == sent
 
 
@@ -140,32 +116,32 @@ def test_models_options_show_what_each_model_takes() -> None:
 # --- prompting -------------------------------------------------------------------------------------
 
 
-def test_a_prompt_streams_the_answer_to_stdout(emu: Emulator) -> None:
+def test_a_prompt_streams_the_answer_to_stdout(threaded_emu: Emulator) -> None:
     result = ok("-m", "solar-pro4", "Привет! Как дела?")
     assert result.stdout == answers.answer_text("Привет! Как дела?") + "\n"
     assert result.stderr == ""
-    body = last_body(emu)
+    body = last_body(threaded_emu)
     assert body == {"model": "solar-pro4", "messages": [{"role": "user", "content": "Привет! Как дела?"}],
                     "stream_options": {"include_usage": True}, "stream": True}
-    assert emu.requests[-1].path == "/v1/chat/completions"
+    assert threaded_emu.requests[-1].path == "/v1/chat/completions"
 
 
-def test_no_stream_asks_for_one_completion(emu: Emulator) -> None:
+def test_no_stream_asks_for_one_completion(threaded_emu: Emulator) -> None:
     result = ok("-m", "solar-mini", "--no-stream", "Hello")
     assert result.stdout == answers.answer_text("Hello") + "\n"
-    body = last_body(emu)
+    body = last_body(threaded_emu)
     assert body["stream"] is False
     assert "stream_options" not in body
 
 
-def test_async_cli_streams_the_same_answer(emu: Emulator) -> None:
+def test_async_cli_streams_the_same_answer(threaded_emu: Emulator) -> None:
     result = ok("--async", "-m", "solar-mini", "Hello async")
     assert result.stdout == answers.answer_text("Hello async") + "\n"
-    assert last_body(emu)["stream"] is True
+    assert last_body(threaded_emu)["stream"] is True
 
 
 @pytest.mark.parametrize("mode", [[], ["--no-stream"], ["--async"]])
-def test_reasoning_is_shown_on_stderr_and_logged(emu: Emulator, mode: list[str]) -> None:
+def test_reasoning_is_shown_on_stderr_and_logged(threaded_emu: Emulator, mode: list[str]) -> None:
     result = ok(*mode, "-m", "solar-pro3", "Think first")
     reasoning = answers.reasoning_text("solar-pro3", None, "Think first")
     if mode != ["--no-stream"]:  # without streaming llm prints only the text
@@ -188,18 +164,18 @@ def test_hide_reasoning_keeps_it_off_the_screen_but_in_the_log() -> None:
                          [("solar-pro4", "high", True), ("solar-pro4", "none", False), ("solar-pro3", "low", False),
                           ("solar-pro3", "medium", True)])
 def test_reasoning_effort_is_sent_and_decides_the_reasoning(
-    emu: Emulator, model: str, effort: str, reasons: bool
+    threaded_emu: Emulator, model: str, effort: str, reasons: bool
 ) -> None:
     result = ok("-m", model, "-o", "reasoning_effort", effort, "Hi")
-    assert last_body(emu)["reasoning_effort"] == effort
+    assert last_body(threaded_emu)["reasoning_effort"] == effort
     assert result.stderr == (answers.reasoning_text(model, effort, "Hi") + "\n" if reasons else "")
 
 
-def test_options_are_validated_and_sent_with_their_types(emu: Emulator) -> None:
+def test_options_are_validated_and_sent_with_their_types(threaded_emu: Emulator) -> None:
     ok("-m", "solar-mini", "-o", "temperature", "0.5", "-o", "top_p", "0.9", "-o", "top_k", "40",
        "-o", "max_tokens", "300", "-o", "stop", "zzz", "-o", "seed", "7", "-o", "frequency_penalty", "0.25",
        "-o", "presence_penalty", "-0.5", "-o", "prompt_cache_key", "notes-v1", "Hi")
-    body = last_body(emu)
+    body = last_body(threaded_emu)
     sent = {k: v for k, v in body.items() if k not in ("model", "messages", "stream", "stream_options")}
     assert sent == {"temperature": 0.5, "top_p": 0.9, "top_k": 40, "max_tokens": 300, "stop": "zzz", "seed": 7,
                     "frequency_penalty": 0.25, "presence_penalty": -0.5, "prompt_cache_key": "notes-v1"}
@@ -227,15 +203,15 @@ def test_options_are_validated_and_sent_with_their_types(emu: Emulator) -> None:
         (["-m", "solar-mini", "-o", "temprature", "1"], "Error: temprature\n  Extra inputs are not permitted\n"),
     ],
 )
-def test_bad_options_are_refused_before_anything_is_sent(emu: Emulator, args: list[str], error: str) -> None:
-    before = len(emu.requests)
+def test_bad_options_are_refused_before_anything_is_sent(threaded_emu: Emulator, args: list[str], error: str) -> None:
+    before = len(threaded_emu.requests)
     result = run(*args, "Hi")
     assert result.exit_code == 1
     assert result.stderr == error
-    assert len(emu.requests) == before
+    assert len(threaded_emu.requests) == before
 
 
-def test_usage_is_shown_and_logged(emu: Emulator) -> None:
+def test_usage_is_shown_and_logged(threaded_emu: Emulator) -> None:
     result = ok("-m", "solar-mini", "-u", "hi")
     text = answers.answer_text("hi")
     prompt_tokens = answers.prompt_tokens([{"role": "user", "content": "hi"}])
@@ -259,24 +235,24 @@ def test_cached_prompt_tokens_are_recorded_as_details() -> None:
 # --- conversations ---------------------------------------------------------------------------------
 
 
-def test_continue_sends_the_whole_history(emu: Emulator) -> None:
+def test_continue_sends_the_whole_history(threaded_emu: Emulator) -> None:
     ok("-m", "solar-mini", "-s", "Be brief.", "first question")
     ok("-c", "second question")
-    assert last_body(emu)["messages"] == [
+    assert last_body(threaded_emu)["messages"] == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "first question"},
         {"role": "assistant", "content": answers.answer_text("first question")},
         {"role": "user", "content": "second question"},
     ]
-    assert last_body(emu)["model"] == "solar-mini"
+    assert last_body(threaded_emu)["model"] == "solar-mini"
     rows = logs("-n", "2")
     assert rows[0]["conversation_id"] == rows[1]["conversation_id"]
 
 
-def test_continue_leaves_reasoning_out_of_the_history(emu: Emulator) -> None:
+def test_continue_leaves_reasoning_out_of_the_history(threaded_emu: Emulator) -> None:
     ok("-m", "solar-pro3", "why?")
     ok("-c", "and then?")
-    assert last_body(emu)["messages"] == [
+    assert last_body(threaded_emu)["messages"] == [
         {"role": "user", "content": "why?"},
         {"role": "assistant", "content": answers.answer_text("why?")},
         {"role": "user", "content": "and then?"},
@@ -293,11 +269,11 @@ def weather(city: str) -> str:
 
 
 @pytest.mark.parametrize("mode", [[], ["--no-stream"], ["--async"]])
-def test_functions_are_called_and_their_results_sent_back(emu: Emulator, mode: list[str]) -> None:
-    before = len(emu.requests)
+def test_functions_are_called_and_their_results_sent_back(threaded_emu: Emulator, mode: list[str]) -> None:
+    before = len(threaded_emu.requests)
     result = ok(*mode, "-m", "solar-mini", "--functions", WEATHER, "Weather in Seoul?")
     assert result.stdout == answers.tool_result_text("weather", "Sunny in emulated city") + "\n"
-    first, second = (r.json for r in emu.requests[before:])
+    first, second = (r.json for r in threaded_emu.requests[before:])
     assert first["tools"] == [{"type": "function", "function": {
         "name": "weather", "description": "The weather in a city.",
         "parameters": {"properties": {"city": {"type": "string"}}, "required": ["city"], "type": "object"}}}]
@@ -313,34 +289,34 @@ def test_functions_are_called_and_their_results_sent_back(emu: Emulator, mode: l
     assert row["tool_results"][0]["output"] == "Sunny in emulated city"
 
 
-def test_a_registered_tool_works_with_t(emu: Emulator) -> None:
+def test_a_registered_tool_works_with_t(threaded_emu: Emulator) -> None:
     result = ok("-m", "solar-pro4", "-T", "llm_version", "Which version?", "--td")
     assert result.stdout == answers.tool_result_text("llm_version", version("llm")) + "\n"
     assert "Tool call: llm_version({})" in result.stderr
 
 
-def test_tools_for_a_model_without_tool_calling_are_refused(emu: Emulator) -> None:
-    before = len(emu.requests)
+def test_tools_for_a_model_without_tool_calling_are_refused(threaded_emu: Emulator) -> None:
+    before = len(threaded_emu.requests)
     result = run("-m", "syn-pro", "-T", "llm_version", "Hi")
     assert result.exit_code == 1
     assert result.stderr == "Error: Upstage Solar: syn-pro does not support tools\n"
-    assert len(emu.requests) == before
+    assert len(threaded_emu.requests) == before
 
 
 @pytest.mark.parametrize("mode", [[], ["--async"]])
-def test_schema_asks_for_json_schema_output(emu: Emulator, mode: list[str]) -> None:
+def test_schema_asks_for_json_schema_output(threaded_emu: Emulator, mode: list[str]) -> None:
     result = ok(*mode, "-m", "solar-pro4", "--schema", "name, age int", "Invent a person")
     assert json.loads(result.stdout) == {"name": "emulated name", "age": 1}
     schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
               "required": ["name", "age"]}
-    assert last_body(emu)["response_format"] == {"type": "json_schema",
+    assert last_body(threaded_emu)["response_format"] == {"type": "json_schema",
                                                  "json_schema": {"name": "output", "schema": schema}}
 
 
-def test_json_object_option(emu: Emulator) -> None:
+def test_json_object_option(threaded_emu: Emulator) -> None:
     result = ok("-m", "solar-mini", "-o", "json_object", "1", "Answer in JSON")
     assert json.loads(result.stdout) == json.loads(answers.json_answer("Answer in JSON"))
-    assert last_body(emu)["response_format"] == {"type": "json_object"}
+    assert last_body(threaded_emu)["response_format"] == {"type": "json_object"}
 
 
 # --- keys, base URLs and errors ------------------------------------------------------------------
@@ -363,21 +339,21 @@ def test_key_option_overrides_the_environment(monkeypatch: pytest.MonkeyPatch) -
     assert ok("-m", "solar-mini", "--key", API_KEY, "Hi").stdout == answers.answer_text("Hi") + "\n"
 
 
-def test_no_key_anywhere_says_how_to_set_one(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_key_anywhere_says_how_to_set_one(threaded_emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("UPSTAGE_API_KEY")
-    before = len(emu.requests)
+    before = len(threaded_emu.requests)
     result = run("-m", "solar-mini", "Hi")
     assert result.exit_code == 1
     assert result.stderr == ("Error: No key found - add one using 'llm keys set upstage' or set the "
                              "UPSTAGE_API_KEY environment variable\n")
-    assert len(emu.requests) == before
+    assert len(threaded_emu.requests) == before
 
 
-def test_upstage_api_base_and_the_legacy_base_work(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_upstage_api_base_and_the_legacy_base_work(threaded_emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("UPSTAGE_BASE_URL")
-    monkeypatch.setenv("UPSTAGE_API_BASE", emu.legacy_base_url)
+    monkeypatch.setenv("UPSTAGE_API_BASE", threaded_emu.legacy_base_url)
     assert ok("-m", "solar-mini", "Hi").stdout == answers.answer_text("Hi") + "\n"
-    assert emu.requests[-1].path == "/v1/solar/chat/completions"
+    assert threaded_emu.requests[-1].path == "/v1/solar/chat/completions"
 
 
 def test_a_bad_base_url_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,16 +16,10 @@ from pydantic import ValidationError
 
 from solarstream.emulator import Emulator, answers
 from solarstream.errors import AuthenticationError, InvalidRequestError, StreamTruncatedError
+from tests.helpers import ThreadedEmulator, completion_tokens, last_body
 from tests.rawserver import RawServer, chunk, sse, sse_reply
-from tests.test_cli import ThreadedEmulator
-from tests.test_llm_plugin import (  # noqa: F401  (emu_thread, emu and llm_home are fixtures)
-    completion_tokens,
-    emu,
-    emu_thread,
-    last_body,
-    llm_home,
-    wait_for_disconnects,
-)
+
+pytestmark = pytest.mark.usefixtures("llm_home")
 
 
 def weather(city: str) -> str:
@@ -62,18 +56,16 @@ def test_a_prompt_streams_in_the_emulators_pieces() -> None:
     prompt_tokens = answers.prompt_tokens([{"role": "user", "content": "Привет! Как дела?"}])
     assert response.usage() == llm.Usage(input=prompt_tokens, output=completion_tokens(text), details=None)
     assert response.resolved_model == "solar-mini-250422"
-    assert response.json() is not None
     assert response.json()["choices"][0]["message"]["content"] == text  # type: ignore[index]
 
 
-def test_stopping_early_closes_the_stream(emu_thread: ThreadedEmulator) -> None:  # noqa: F811
+def test_stopping_early_closes_the_stream(emu_thread: ThreadedEmulator) -> None:
     response = llm.get_model("solar-mini").prompt("Hi [emulate:stall after=2]")
     pieces = iter(response)
     assert [next(pieces), next(pieces)] == answers.pieces(answers.answer_text("Hi"))[:2]
-    assert emu_thread.emulator is not None
     seen = emu_thread.emulator.disconnects
     pieces.close()  # type: ignore[attr-defined]  # a generator: what Ctrl-C or a break leads to
-    assert wait_for_disconnects(emu_thread, seen + 1) == seen + 1
+    assert emu_thread.wait_for_disconnects(seen + 1) == seen + 1
 
 
 def test_reasoning_and_text_are_separate_events_and_parts() -> None:
@@ -91,29 +83,29 @@ def test_reasoning_and_text_are_separate_events_and_parts() -> None:
     assert response.usage().details == {"completion_tokens_details": {"reasoning_tokens": tokens}}
 
 
-def test_options_from_python_including_a_list_of_stops(emu: Emulator) -> None:  # noqa: F811
+def test_options_from_python_including_a_list_of_stops(threaded_emu: Emulator) -> None:
     model = llm.get_model("solar-pro4")
     text = model.prompt("Hi there", temperature=0.2, stop=["offline", "zzz"], reasoning_effort="minimal").text()
     assert text == answers.answer_text("Hi there")[: answers.answer_text("Hi there").find("offline")]
-    body = last_body(emu)
+    body = last_body(threaded_emu)
     assert (body["temperature"], body["stop"], body["reasoning_effort"]) == (0.2, ["offline", "zzz"], "minimal")
 
 
-def test_bad_options_raise_before_sending(emu: Emulator) -> None:  # noqa: F811
-    before = len(emu.requests)
+def test_bad_options_raise_before_sending(threaded_emu: Emulator) -> None:
+    before = len(threaded_emu.requests)
     with pytest.raises(ValidationError, match="less than or equal to 2"):
         llm.get_model("solar-mini").prompt("Hi", temperature=5)
     with pytest.raises(ValidationError, match="solar-mini does not reason"):
         llm.get_model("solar-mini").prompt("Hi", reasoning_effort="low")
     assert llm.get_model("solar-mini").prompt("Hi", reasoning_effort=None).text() == answers.answer_text("Hi")
-    assert len(emu.requests) == before + 1
+    assert len(threaded_emu.requests) == before + 1
 
 
-def test_a_conversation_sends_its_history(emu: Emulator) -> None:  # noqa: F811
+def test_a_conversation_sends_its_history(threaded_emu: Emulator) -> None:
     conversation = llm.get_model("solar-mini").conversation()
     assert conversation.prompt("one", system="Short answers.").text() == answers.answer_text("one")
     assert conversation.prompt("two").text() == answers.answer_text("two")
-    assert last_body(emu)["messages"] == [
+    assert last_body(threaded_emu)["messages"] == [
         {"role": "system", "content": "Short answers."},
         {"role": "user", "content": "one"},
         {"role": "assistant", "content": answers.answer_text("one")},
@@ -152,10 +144,10 @@ def test_a_forced_call_finished_with_stop_is_still_a_tool_call() -> None:
     assert [c.name for c in response.tool_calls()] == ["weather"]
 
 
-def test_a_chain_runs_the_tool_and_answers_with_its_result(emu: Emulator) -> None:  # noqa: F811
+def test_a_chain_runs_the_tool_and_answers_with_its_result(threaded_emu: Emulator) -> None:
     chain = llm.get_model("solar-pro4").chain("Weather in Seoul?", tools=[weather])
     assert chain.text() == answers.tool_result_text("weather", "Sunny in emulated city")
-    assert last_body(emu)["messages"][-1]["content"] == "Sunny in emulated city"
+    assert last_body(threaded_emu)["messages"][-1]["content"] == "Sunny in emulated city"
 
 
 def test_a_schema_from_a_pydantic_model() -> None:
@@ -215,11 +207,11 @@ async def test_an_async_chain_awaits_an_async_tool() -> None:
     assert await chain.text() == answers.tool_result_text("async_weather", "Rainy in emulated city")
 
 
-async def test_an_async_conversation_sends_its_history(emu: Emulator) -> None:  # noqa: F811
+async def test_an_async_conversation_sends_its_history(threaded_emu: Emulator) -> None:
     conversation = llm.get_async_model("solar-mini").conversation()
     await conversation.prompt("one").text()
     await conversation.prompt("two").text()
-    assert [m["role"] for m in last_body(emu)["messages"]] == ["user", "assistant", "user"]
+    assert [m["role"] for m in last_body(threaded_emu)["messages"]] == ["user", "assistant", "user"]
 
 
 async def test_async_errors_are_model_errors() -> None:

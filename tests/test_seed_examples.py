@@ -12,13 +12,12 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from solarstream.emulator import Emulator
-from solarstream.emulator.answers import answer_text
+from solarstream.emulator.answers import answer_text, pieces
 
 IMPORTS = "from solarstream import Upstage\nfrom solarstream.types import Messages\n"
 
@@ -74,14 +73,6 @@ EXPECTED = {
 }
 
 
-@pytest.fixture
-async def emu(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator:
-        monkeypatch.setenv("UPSTAGE_BASE_URL", emulator.base_url)
-        monkeypatch.setenv("UPSTAGE_API_KEY", emulator.api_key)
-        yield emulator
-
-
 def _retired_warning(caplog: pytest.LogCaptureFixture) -> None:
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("'solar-pro'" in m and "solar-pro4" in m for m in warnings), warnings
@@ -89,34 +80,32 @@ def _retired_warning(caplog: pytest.LogCaptureFixture) -> None:
 
 @pytest.mark.parametrize(("name", "source"), [("seed0", SEED_0), ("seed1", SEED_1)])
 async def test_seed_main_examples(
-    emu: Emulator, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, name: str, source: str
+    emu_env: Emulator, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, name: str, source: str
 ) -> None:
     namespace: dict[str, Any] = {"__name__": f"seed_example_{name}"}
     exec(compile(source, f"<{name}>", "exec"), namespace)
     await namespace["main"]()
     assert capsys.readouterr().out == EXPECTED[name]
     _retired_warning(caplog)
-    [request] = emu.requests
+    [request] = emu_env.requests
     assert request.json["model"] == "solar-pro4"
     assert request.json["stream"] is True
 
 
 async def test_seed_top_level_async_for(
-    emu: Emulator, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    emu_env: Emulator, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     code = compile(SEED_2, "<seed2>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     result = eval(code, {"__name__": "seed_example_seed2"})
     assert asyncio.iscoroutine(result)
     await result
     out = capsys.readouterr().out
-    lines = out.split("\n")
-    assert len(lines) > 5  # one print() per streamed piece
-    assert out.replace("\n", "") == EXPECTED["seed2"]
+    assert out == "".join(f"{piece}\n" for piece in pieces(EXPECTED["seed2"]))  # one print() per streamed piece
     _retired_warning(caplog)
 
 
 @pytest.mark.parametrize(("name", "source"), [("seed0", SEED_0), ("seed1", SEED_1)])
-async def test_seed_examples_as_scripts(emu: Emulator, name: str, source: str) -> None:
+async def test_seed_examples_as_scripts(emu_env: Emulator, name: str, source: str) -> None:
     """Run as ``python script.py`` would: ``asyncio.run(main())`` in a fresh process, clean exit."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", source, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

@@ -15,6 +15,7 @@ import urllib.request
 import pytest
 from click.testing import CliRunner
 
+from solarstream.emulator import answers
 from solarstream.server import GatewayConfig
 from solarstream.server.command import serve
 from solarstream.server.config import DEFAULT_MAX_CONNECTIONS
@@ -113,7 +114,7 @@ def test_serve_offline_end_to_end() -> None:
         )
         with urllib.request.urlopen(request, timeout=10) as resp:
             body = json.loads(resp.read())
-        assert "solarstream emulator" in body["choices"][0]["message"]["content"]
+        assert body["choices"][0]["message"]["content"] == answers.answer_text("hi")
         port = int(match.group(1))
         with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:  # a forged log line
             raw.sendall(f"GET /x%0AFORGED%20line HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"

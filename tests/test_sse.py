@@ -269,3 +269,165 @@ def test_an_oversized_event_split_over_reads_raises_before_it_ends() -> None:
     decoder.feed(b"data: " + b"z" * 60)
     with pytest.raises(StreamError):
         decoder.feed(b"z" * 60)
+
+
+# --- the size cap at exactly the limit, however the event is split --------------------------------
+
+
+def verdict(pieces: list[bytes], limit: int) -> tuple[list[ServerSentEvent], bool]:
+    """The events handed out, and whether the cap was hit (at a feed or at close)."""
+    decoder = SSEDecoder(max_event_size=limit)
+    events: list[ServerSentEvent] = []
+    try:
+        for piece in pieces:
+            events += decoder.feed(piece)
+        decoder.close()
+    except StreamError:
+        return events, True
+    return events, False
+
+
+def every_split(stream: bytes) -> list[list[bytes]]:
+    return [[stream]] + [[stream[:i], stream[i:]] for i in range(1, len(stream))] + [
+        [stream[i : i + 1] for i in range(len(stream))]]
+
+
+@pytest.mark.parametrize(("name", "event", "size"), [
+    # the size is the data's bytes plus one per data line (the "\n" that joins them)
+    ("data-space", b"data: " + b"a" * 19 + b"\n\n", 20),
+    ("data-no-space", b"data:" + b"a" * 19 + b"\n\n", 20),
+    ("two-lines", b"data: " + b"a" * 9 + b"\ndata:" + b"b" * 8 + b"\n\n", 19),
+    ("empty-data-lines", b"data\ndata:\ndata: \n\n", 3),
+    ("crlf", b"data: " + b"c" * 19 + b"\r\n\r\n", 20),
+    ("with-other-fields", b"event: e\nid: 1\ndata: " + b"d" * 19 + b"\n\n", 20),
+])
+def test_an_event_of_exactly_the_limit_passes_and_one_byte_more_does_not(name: str, event: bytes, size: int) -> None:
+    for pieces in every_split(event):
+        events, failed = verdict(pieces, size)
+        assert not failed, (name, pieces)
+        assert len(events) == 1
+        events, failed = verdict(pieces, size - 1)
+        assert failed, (name, pieces)
+        assert events == []
+
+
+def test_the_limit_applies_to_each_event_afresh() -> None:
+    stream = b"data: " + b"a" * 9 + b"\n\n" + b"data: " + b"b" * 9 + b"\n\n" + b"data: " + b"c" * 9 + b"\n\n"
+    for pieces in every_split(stream):
+        assert verdict(pieces, 10) == ([E("a" * 9), E("b" * 9), E("c" * 9)], False), pieces
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.lists(st.text(alphabet="ab é", max_size=12), min_size=1, max_size=3), max_size=4),
+       limit=st.integers(1, 30), cuts=st.lists(st.integers(0, 10_000), max_size=6), eol=_eol)
+def test_the_cap_gives_the_same_verdict_however_the_stream_is_split(
+    values: list[list[str]], limit: int, cuts: list[int], eol: str
+) -> None:
+    stream = "".join("".join(f"data: {v}{eol}" for v in lines) + eol for lines in values).encode()
+    points = sorted({c % (len(stream) + 1) for c in cuts})
+    pieces = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    assert verdict(pieces, limit) == verdict([stream], limit)
+
+
+def test_an_oversized_event_after_good_ones_in_the_same_read() -> None:
+    for oversized in (b"data: " + b"y" * 200 + b"\n\n", b"data:" + b"y" * 200 + b"\n\n",
+                      b"data: " + b"y" * 200):  # a whole line, one without the space, an unterminated one
+        decoder = SSEDecoder(max_event_size=100)
+        events = decoder.feed(b"data: a\n\ndata: b\n\n" + oversized)
+        assert events == [E("a"), E("b")]
+        with pytest.raises(StreamError) as info:
+            decoder.close()
+        assert str(info.value) == ("a server-sent event exceeded 100 bytes; the stream is malformed or the limit "
+                                   "(max_event_size) is too low for it")
+
+
+def test_an_oversized_event_alone_raises_at_once() -> None:
+    for oversized in (b"data: " + b"y" * 200 + b"\n\n", b"data:" + b"y" * 200 + b"\n", b"data: " + b"y" * 200):
+        with pytest.raises(StreamError, match="exceeded 100 bytes"):
+            SSEDecoder(max_event_size=100).feed(oversized)
+
+
+# --- what else the decoder promises ---------------------------------------------------------------
+
+
+def test_events_compare_by_every_field() -> None:
+    assert E("a", "message", "1", 5) == E("a", "message", "1", 5)
+    for other in (E("b", "message", "1", 5), E("a", "other", "1", 5), E("a", "message", "2", 5),
+                  E("a", "message", "1", None)):
+        assert E("a", "message", "1", 5) != other
+    assert E("a") != "a"
+    assert repr(E("a", id="7")) == "ServerSentEvent(data='a', event='message', id='7', retry=None)"
+    with pytest.raises(TypeError):
+        hash(E("a"))
+
+
+def test_bytes_that_are_not_utf8_become_replacement_characters() -> None:
+    stream = b"event: \xff\nid: \xfe1\ndata: caf\xe9\n\n"
+    assert decode_whole(stream) == [E("caf\ufffd", "\ufffd", "\ufffd1")]
+
+
+def test_after_close_the_decoder_starts_clean() -> None:
+    decoder = SSEDecoder(max_event_size=10)
+    decoder.feed(b"event: x\ndata: 123456")
+    assert decoder.pending
+    assert decoder.close() is True
+    assert not decoder.pending
+    assert decoder.feed(b"data: " + b"z" * 9 + b"\n\n") == [E("z" * 9)]  # nothing of the discarded event counts
+    assert decoder.close() is False
+
+
+def test_pending_is_true_inside_an_event() -> None:
+    decoder = SSEDecoder()
+    assert not decoder.pending
+    decoder.feed(b"event: x\n")
+    assert decoder.pending
+    decoder.feed(b"data: y\n")
+    assert decoder.pending
+    assert decoder.feed(b"\n") == [E("y", "x")]
+    assert not decoder.pending
+
+
+def test_a_decoder_that_handed_out_events_before_the_cap_keeps_failing() -> None:
+    decoder = SSEDecoder(max_event_size=5)
+    assert decoder.feed(b"data: ok\n\n" + b"data: " + b"x" * 10 + b"\n\n") == [E("ok")]
+    for _ in range(2):
+        with pytest.raises(StreamError):
+            decoder.feed(b"data: fine\n\n")
+    with pytest.raises(StreamError):
+        decoder.close()
+
+
+def test_a_cap_error_is_final() -> None:
+    """After an oversized event the rest of the stream is not read from the middle of it."""
+    decoder = SSEDecoder(max_event_size=100)
+    with pytest.raises(StreamError):
+        decoder.feed(b"data: " + b"y" * 200)
+    with pytest.raises(StreamError, match="exceeded 100 bytes"):
+        decoder.feed(b"yyy\n\ndata: ok\n\n")  # not "ok": that would be parsing the oversized line's tail
+    with pytest.raises(StreamError):
+        decoder.close()
+
+
+def test_lines_so_far_and_an_unterminated_one_count_together() -> None:
+    # 61 bytes of data in a finished line, then a line that is not finished yet: the cap holds for both
+    for pieces in ([b"data: " + b"a" * 60 + b"\n", b"data: " + b"b" * 50],
+                   [b"data: " + b"a" * 60 + b"\ndata: ", b"b" * 25, b"b" * 25]):
+        assert verdict(pieces, 100) == ([], True)
+    decoder = SSEDecoder(max_event_size=100)  # at the cap: 61 + 39 (38 bytes and their line end) = 100
+    for piece in (b"data: " + b"a" * 60 + b"\ndata: ", b"b" * 20, b"b" * 18):
+        assert decoder.feed(piece) == []
+    assert decoder.feed(b"\n\n") == [E("a" * 60 + "\n" + "b" * 38)]
+
+
+def test_an_lf_at_the_start_of_a_read_after_a_cr_is_skipped_even_with_more_after_it() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\r") == []
+    # the LF ends nothing (CR LF is one line end), so "b" belongs to the same event
+    assert decoder.feed(b"\ndata: b\n\n") == [E("a\nb")]
+
+
+def test_a_bom_after_the_first_byte_is_not_stripped() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"\n") == []
+    # not at the start of the stream: part of the field name, so an unknown field, so no event
+    assert decoder.feed(b"\xef\xbb\xbfdata: x\n\ndata: y\n\n") == [E("y")]

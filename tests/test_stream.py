@@ -12,22 +12,12 @@ from solarstream import Upstage
 from solarstream.errors import StreamError, StreamTruncatedError
 from solarstream.types import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, ToolCalls, UsageReport
 from tests.conftest import MESSAGES, kw
+from tests.helpers import collect
 from tests.rawserver import RawServer, Reply, chunk, sse, sse_reply, text_stream
 
 T = TypeVar("T")
 USAGE = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8,
          "completion_tokens_details": {"reasoning_tokens": 2}}
-
-
-async def collect(source: AsyncIterator[T]) -> tuple[list[T], BaseException | None]:
-    """Everything the iterator yielded before it ended or raised, and what it raised."""
-    items: list[T] = []
-    try:
-        async for item in source:
-            items.append(item)
-    except Exception as exc:
-        return items, exc
-    return items, None
 
 
 def text(server: RawServer, **extra: Any) -> AsyncIterator[str]:

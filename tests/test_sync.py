@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import threading
 import warnings
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -20,40 +18,22 @@ from solarstream import Upstage
 from solarstream.errors import AuthenticationError
 from solarstream.providers.base import default_of
 from tests.conftest import MESSAGES, kw
+from tests.helpers import ThreadServer
 from tests.rawserver import RawServer, Reply, chunk, json_reply, sse, sse_reply, text_stream
 
 PIECES = ["Sync ", "и ", "async ", "同じ"]
 
 
-class ThreadServer:
-    """A RawServer on a private loop in a daemon thread."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.server = self.call(self._start())
-
-    def call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
-
-    async def _start(self) -> RawServer:
-        return await RawServer().__aenter__()
-
-    def close(self) -> None:
-        self.call(self.server.aclose())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
+@pytest.fixture
+def tserver_thread() -> Iterator[ThreadServer]:
+    running = ThreadServer()
+    with running:
+        yield running
 
 
 @pytest.fixture
-def tserver() -> Iterator[RawServer]:
-    ts = ThreadServer()
-    try:
-        yield ts.server
-    finally:
-        ts.close()
+def tserver(tserver_thread: ThreadServer) -> RawServer:
+    return tserver_thread.server
 
 
 def test_sync_iterator_gives_the_same_text_as_async(tserver: RawServer) -> None:
@@ -86,17 +66,12 @@ def test_sync_errors_are_the_typed_errors(tserver: RawServer) -> None:
         list(Upstage.create_completion("solar-pro4", MESSAGES, **kw(tserver)))
 
 
-def test_closing_the_sync_iterator_closes_the_connection(tserver: RawServer) -> None:
+def test_closing_the_sync_iterator_closes_the_connection(tserver_thread: ThreadServer, tserver: RawServer) -> None:
     tserver.enqueue(Reply(pieces=[sse(chunk("first"))], end="hang"))
     it = Upstage.create_completion("solar-pro4", MESSAGES, **kw(tserver))
     assert next(it) == "first"
     it.close()  # type: ignore[attr-defined]
-    asyncio.run_coroutine_threadsafe(tserver.wait_client_disconnects(1), _loop_of(tserver)).result(10)
-
-
-def _loop_of(server: RawServer) -> asyncio.AbstractEventLoop:
-    assert server._server is not None
-    return server._server.get_loop()
+    tserver_thread.call(tserver.wait_client_disconnects(1))
 
 
 def test_shared_session_is_closed_at_loop_shutdown(tserver: RawServer) -> None:

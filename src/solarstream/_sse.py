@@ -17,6 +17,10 @@ __all__ = ["DEFAULT_MAX_EVENT_SIZE", "SSEDecoder", "ServerSentEvent"]
 
 DEFAULT_MAX_EVENT_SIZE = 16 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
+#: An unterminated ``data: ...`` line counts as what it will add once it ends (its value and the
+#: ``\n`` that joins lines): its length less this. So the cap gives the same verdict however the
+#: event is split into reads.
+_LINE_OVERHEAD = len(b"data: ") - 1
 
 
 class ServerSentEvent:
@@ -80,7 +84,9 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """The events this read completes. Past the size cap it raises ``StreamError`` — after
-        returning the events completed before the oversized one, so none of them is lost."""
+        returning the events completed before the oversized one, so none of them is lost — and
+        every later ``feed()`` or ``close()`` raises it again (the rest of the stream is not read
+        from the middle of the oversized event)."""
         if self._failed is not None:
             raise self._failed
         if self._skip_lf and chunk:
@@ -91,7 +97,7 @@ class SSEDecoder:
             # still inside one long line: keep the pieces, join once the line ends (no O(n²) copying)
             self._tail.append(chunk)
             self._tail_size += len(chunk)
-            if self._tail_size + self._size > self._max_event_size:
+            if self._tail_size - _LINE_OVERHEAD + self._size > self._max_event_size:
                 raise self._too_large()
             return []
         buffer = b"".join((*self._tail, chunk)) if self._tail else chunk
@@ -128,7 +134,7 @@ class SSEDecoder:
                 self._field(line)
                 if self._size > limit:
                     return self._fail(events)
-        if self._tail_size + self._size > limit:
+        if self._tail_size - _LINE_OVERHEAD + self._size > limit:
             return self._fail(events)
         return events
 
@@ -141,8 +147,7 @@ class SSEDecoder:
         error = self._too_large()
         if not events:
             raise error
-        self._failed = error  # hand out what completed first; the next feed() or close() raises
-        return events
+        return events  # hand out what completed first; the next feed() or close() raises
 
     def close(self) -> bool:
         """End of stream. Returns whether an unterminated event was discarded."""
@@ -187,12 +192,11 @@ class SSEDecoder:
         return event
 
     def _too_large(self) -> StreamError:
-        limit = self._max_event_size
+        """Fail for good: the held bytes are let go, and every later call raises this error."""
         self._tail.clear()
-        self._tail_size = 0
         self._data.clear()
-        self._size = 0
-        return StreamError(
-            f"a server-sent event exceeded {limit} bytes; the stream is malformed "
+        self._failed = StreamError(
+            f"a server-sent event exceeded {self._max_event_size} bytes; the stream is malformed "
             "or the limit (max_event_size) is too low for it"
         )
+        return self._failed
