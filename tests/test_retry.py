@@ -300,13 +300,17 @@ def test_a_pause_holds_everyone_and_the_later_deadline_wins(caplog: pytest.LogCa
     limiter.pause(2.0)  # an earlier end does not shorten the pause
     assert limiter.paused_until == 15.0
     clock.now = 12.0
-    limiter.pause(4.0)
+    limiter.pause(4.0)  # during the pause: it moves the end, it is not a second pause
     assert limiter.paused_until == 16.0
-    assert limiter.stats.pauses == 2
+    assert limiter.stats.pauses == 1
     assert limiter.reserve()[0] == 16.0
+    clock.now = 20.0
+    limiter.pause(1.0)  # after it: a new one
+    assert limiter.paused_until == 21.0
+    assert limiter.stats.pauses == 2
     assert [r.getMessage() for r in caplog.records] == [
         "rate limited: every request of this limiter waits 5.00s",
-        "rate limited: every request of this limiter waits 4.00s",
+        "rate limited: every request of this limiter waits 1.00s",
     ]
 
 

@@ -369,7 +369,7 @@ async def test_an_answer_that_is_not_an_event_stream_says_what_it_was(
     with pytest.raises(StreamError) as info:
         await stream_of(server).start()
     assert type(info.value) is StreamError
-    assert str(info.value) == f"expected an event stream but got {shown}; is the base URL an Upstage-compatible API?"
+    assert str(info.value) == f"expected an event stream but got {shown}; is the base URL an OpenAI-compatible API?"
     assert info.value.body == shown.split(": ", 1)[1].replace("(empty body)", "")
     assert await Upstage.create_async("solar-pro4", MESSAGES, **kw(server)) == "next"
 
@@ -389,7 +389,7 @@ async def test_the_key_is_redacted_from_quoted_bodies(server: RawServer) -> None
                    sse_reply(sse(chunk("a"), f"oops {API_KEY}")))
     with pytest.raises(StreamError) as info:
         await stream_of(server).start()
-    assert str(info.value).endswith(": <p>bad key ***</p>; is the base URL an Upstage-compatible API?")
+    assert str(info.value).endswith(": <p>bad key ***</p>; is the base URL an OpenAI-compatible API?")
     pieces, exc = await collect(stream_of(server).text())
     assert pieces == ["a"]
     assert str(exc) == "the stream sent data that is not JSON: oops ***"
