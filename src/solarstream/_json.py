@@ -9,11 +9,12 @@ chunks, so a refusal is retried with ``json.loads``; a real syntax error still r
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-__all__ = ["dumps", "loads"]
+__all__ = ["dumps", "kind", "loads"]
 
 
 def loads(data: str | bytes) -> Any:
@@ -26,3 +27,21 @@ def loads(data: str | bytes) -> Any:
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON (non-ASCII kept as is, like ``ensure_ascii=False``)."""
     return orjson.dumps(obj)
+
+
+def kind(value: Any) -> str:
+    """What a JSON value is, for messages: ``null``, ``a boolean``, ``a number``, ``a string`` (or
+    ``an empty string``), ``an array``, ``an object``; other Python values by their type's name."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string" if value.strip() else "an empty string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__

@@ -24,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from .._json import kind as _kind
+
 __all__ = [
     "CHAT_URL",
     "BatchResult",
@@ -182,18 +184,6 @@ def _work(body: dict[str, Any], line: int, custom_id: str, options: ParseOptions
     return Work(custom_id, line, model, messages, body)
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    return type(value).__name__
 
 
 def _shown(value: Any) -> str:

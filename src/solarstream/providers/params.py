@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._json import kind as _kind
 from ..errors import InvalidRequestError
 
 __all__ = [
@@ -152,20 +153,6 @@ def embedding_input(name: str, value: Any) -> None:
             raise bad(f"{name}[{i}]", "is an empty string; give the text to embed")
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
 
 
 # --- the OpenAI tables (what the generic OpenAI-compatible provider sends as given) ---------------

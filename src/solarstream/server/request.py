@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
+from .._json import kind as _kind
 from ..providers.openai_compatible import TRANSPORT_KWARGS
 from .errors import GatewayError, bad_request
 from .streaming import ClientGone
@@ -128,17 +129,3 @@ def parse_embeddings_body(raw: bytes) -> EmbeddingsBody:
     return EmbeddingsBody(model=model, input=data["input"], params=_params(data, ("model", "input")))
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string" if value.strip() else "an empty string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
