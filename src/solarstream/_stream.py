@@ -39,7 +39,21 @@ from .types import (
     reasoning_of,
 )
 
-__all__ = ["ChatStream", "ToolCallAssembler"]
+__all__ = ["ChatStream", "ToolCallAssembler", "carries_output"]
+
+
+def carries_output(payload: Mapping[str, Any]) -> bool:
+    """Whether a chunk says something a caller must see: text, reasoning, a tool call, a finish or
+    usage (not the role announcement). Before the first such chunk a failure may still be hidden by
+    sending the request elsewhere (a router) or answered with a real status (the gateway)."""
+    if payload.get("usage"):
+        return True
+    for choice in payload.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if (delta.get("content") or delta.get("reasoning") or delta.get("reasoning_content")
+                or delta.get("tool_calls") or choice.get("finish_reason")):
+            return True
+    return False
 
 
 class ToolCallAssembler:

@@ -13,25 +13,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
-from .._stream import ChatStream
+from .._stream import ChatStream, carries_output
 from ..errors import SolarstreamError
 
 __all__ = ["Opened", "RoutedStream", "carries_output"]
 
 #: leading chunks without output held back at most (a broken upstream could send them forever)
 MAX_HELD = 64
-
-
-def carries_output(payload: Mapping[str, Any]) -> bool:
-    """Whether a chunk says something the caller must see: text, reasoning, a tool call, a finish, usage."""
-    if payload.get("usage"):
-        return True
-    for choice in payload.get("choices") or ():
-        delta = choice.get("delta") or {}
-        if (delta.get("content") or delta.get("reasoning") or delta.get("reasoning_content")
-                or delta.get("tool_calls") or choice.get("finish_reason")):
-            return True
-    return False
 
 
 class Opened:

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .._http import Timeout
-from .._stream import ChatStream
+from .._stream import ChatStream, carries_output
 from .._version import __version__
 from ..providers import Provider, create_provider
 from ..providers.spec import ModelEntry
@@ -305,17 +305,6 @@ def create_app(config: GatewayConfig) -> FastAPI:
 _MAX_HELD = 16
 
 
-def _carries_output(payload: dict[str, Any]) -> bool:
-    if payload.get("usage"):
-        return True
-    for choice in payload.get("choices") or ():
-        delta = choice.get("delta") or {}
-        if (delta.get("content") or delta.get("reasoning") or delta.get("reasoning_content")
-                or delta.get("tool_calls") or choice.get("finish_reason")):
-            return True
-    return False
-
-
 async def _leading_payloads(stream: ChatStream) -> list[dict[str, Any]]:
     """The chunks up to the first that carries output (a token, reasoning, a tool call, a finish).
 
@@ -324,7 +313,7 @@ async def _leading_payloads(stream: ChatStream) -> list[dict[str, Any]]:
     held: list[dict[str, Any]] = []
     async for payload in stream.payloads():
         held.append(payload)
-        if _carries_output(payload) or len(held) >= _MAX_HELD:
+        if carries_output(payload) or len(held) >= _MAX_HELD:
             break
     return held
 
