@@ -100,7 +100,7 @@ class SSEDecoder:
             if self._tail_size - _LINE_OVERHEAD + self._size > self._max_event_size:
                 raise self._too_large()
             return []
-        buffer = b"".join((*self._tail, chunk)) if self._tail else chunk
+        buffer = b"".join((*self._tail, chunk))  # one piece: the piece itself, not a copy
         self._tail.clear()
         self._tail_size = 0
         if self._bom_pending:
@@ -171,10 +171,10 @@ class SSEDecoder:
         if name == b"data":
             self._add_data(value)
         elif name == b"event":
-            self._event = value.decode("utf-8", "replace")
+            self._event = value.decode(errors="replace")
         elif name == b"id":
             if b"\0" not in value:
-                self._last_id = value.decode("utf-8", "replace")
+                self._last_id = value.decode(errors="replace")
         elif name == b"retry" and value.isdigit():  # bytes.isdigit is ASCII-only, as the spec wants
             self._retry = int(value)
         # any other field name is ignored
@@ -184,8 +184,8 @@ class SSEDecoder:
         self._data.append(value)
 
     def _dispatch(self) -> ServerSentEvent:
-        raw = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
-        event = ServerSentEvent(raw.decode("utf-8", "replace"), self._event or "message", self._last_id, self._retry)
+        raw = b"\n".join(self._data)  # one line: the line itself, not a copy
+        event = ServerSentEvent(raw.decode(errors="replace"), self._event or "message", self._last_id, self._retry)
         self._data.clear()
         self._size = 0
         self._event = ""
