@@ -1,8 +1,10 @@
-"""Shared fixtures: a clean environment for every test and the raw fake upstream."""
+"""Shared fixtures: a clean environment for every test, the raw fake upstream, and one local Ray."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -10,6 +12,14 @@ import pytest
 
 from solarstream.emulator import Emulator
 from tests.rawserver import RawServer
+
+#: Ray on loopback only, for this process and the commands it starts (set before anything imports
+#: ray, which reads them once): no usage report, no token authentication (it would keep the
+#: commands from joining), and this Ray's switch that makes it bind 127.0.0.1 as asked instead of
+#: the machine's outward interface
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+for _name, _value in RAY_ENV.items():
+    os.environ.setdefault(_name, _value)
 
 #: distinctive secrets: tests assert they never leak into messages, reprs or logs
 API_KEY = "up_SeCrEtKeY4Tests9x7Q2"
@@ -59,3 +69,19 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
     """A plain aiohttp session, for asserting on raw bytes."""
     async with aiohttp.ClientSession() as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def ray_address() -> Iterator[str]:
+    """One local Ray for the whole session (2 CPUs, loopback, no dashboard); its address, which
+    the commands the tests start join through ``RAY_ADDRESS``."""
+    import ray
+
+    context = ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+                       logging_level=logging.WARNING, namespace="solarstream-tests")
+    address = str(context.address_info["address"])
+    assert address.startswith("127.0.0.1:"), address  # never the outward interface
+    try:
+        yield address
+    finally:
+        ray.shutdown()
