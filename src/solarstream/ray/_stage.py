@@ -196,8 +196,9 @@ class ChatStage:
         return columns
 
     def __call__(self, batch: Any) -> Any:
-        """One batch in Ray Data's numpy (dict of arrays), pandas or pyarrow format; the same back
-        with the four columns added."""
+        """One batch in Ray Data's numpy (dict of arrays), pandas or pyarrow format, with the four
+        columns added, typed (so every block has one schema, even one where every row failed):
+        a ``pyarrow.Table`` for pyarrow and numpy batches, a ``DataFrame`` for pandas."""
         kind = type(batch).__module__.split(".")[0]
         if kind == "pyarrow":
             names = batch.column_names
@@ -208,25 +209,40 @@ class ChatStage:
             count = len(batch) if kind == "pandas" else len(next(iter(batch.values()), ()))
             cells = self._messages(list(batch["messages"]) if "messages" in batch else None,
                                    list(batch["prompt"]) if "prompt" in batch else None, count)
-        columns = self._columns(_sync.run(self._all(cells)))
-        if kind == "pyarrow":
-            import pyarrow as pa
-
-            for name, values in columns.items():
-                if name in batch.column_names:
-                    batch = batch.drop_columns([name])
-                batch = batch.append_column(name, pa.array(values))
-            return batch
+        columns = _typed(self._columns(_sync.run(self._all(cells))))
         if kind == "pandas":
-            batch = batch.copy()
-            for name, values in columns.items():
-                batch[name] = values
-            return batch
-        import numpy as np
+            return self._with_pandas(batch, columns)
+        if kind != "pyarrow":
+            from ray.data.block import BlockAccessor
 
-        out = dict(batch)
-        for name, values in columns.items():
-            array = np.empty(len(values), dtype=object)
-            array[:] = values
-            out[name] = array
-        return out
+            batch = BlockAccessor.batch_to_block(dict(batch))  # Ray Data's own conversion of the row's columns
+            if type(batch).__module__.split(".")[0] == "pandas":  # (its fallback for what Arrow cannot hold)
+                return self._with_pandas(batch, columns)
+        for name, array in columns.items():
+            if name in batch.column_names:
+                batch = batch.drop_columns([name])
+            batch = batch.append_column(name, array)
+        return batch
+
+    @staticmethod
+    def _with_pandas(frame: Any, columns: dict[str, Any]) -> Any:
+        import pandas as pd
+
+        frame = frame.copy()
+        for name, array in columns.items():
+            frame[name] = pd.Series(array, dtype=pd.ArrowDtype(array.type), index=frame.index)
+        return frame
+
+
+def _typed(columns: dict[str, list[Any]]) -> dict[str, Any]:
+    """The added columns as Arrow arrays of fixed types (a column of ``None`` would be typeless)."""
+    import pyarrow as pa
+
+    tokens = pa.int64()
+    types = {
+        "answer": pa.string(),
+        "usage": pa.struct([("prompt_tokens", tokens), ("completion_tokens", tokens), ("total_tokens", tokens)]),
+        "finish_reason": pa.string(),
+        "error": pa.struct([("code", pa.string()), ("message", pa.string())]),
+    }
+    return {name: pa.array(values, type=types[name]) for name, values in columns.items()}
