@@ -77,9 +77,9 @@ def ray_address() -> Iterator[str]:
     the commands the tests start join through ``RAY_ADDRESS``."""
     import ray
 
-    context = ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-                       logging_level=logging.WARNING, namespace="solarstream-tests")
-    address = str(context.address_info["address"])
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", logging_level=logging.WARNING,
+             namespace="solarstream-tests")
+    address = str(ray.get_runtime_context().gcs_address)
     assert address.startswith("127.0.0.1:"), address  # never the outward interface
     try:
         yield address

@@ -67,8 +67,8 @@ def test_a_bad_row_carries_its_error_and_the_dataset_goes_on(emu: Emulator, ray_
         None, "context_length_exceeded", None, "invalid_request", None, "invalid_request"]
     assert "neither a 'messages' column" in out[3]["error"]["message"]
     assert "robot" in out[5]["error"]["message"]
-    assert out[1]["answer"] is None and out[1]["usage"] == {"prompt_tokens": 0, "completion_tokens": 0,
-                                                            "total_tokens": 0}
+    assert out[1]["answer"] is None
+    assert out[1]["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
     assert [row["answer"] for row in out if row["n"] in (0, 2, 4)] == [expected_answer(f"fine {i}") for i in (0, 2, 4)]
     assert emu.request_count == 4  # the two rows that could not be sent were not
 
