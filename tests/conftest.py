@@ -14,10 +14,13 @@ Fixtures, one per job:
 * ``session``: a plain aiohttp session. ``user_dirs``: solarstream's data and config directories
   under ``tmp_path`` (the CLI modules use it for every test). ``llm_home``: llm's files under
   ``tmp_path``, the plugin pointed at ``threaded_emu``.
+* ``ray_address``: one local Ray for the whole session (loopback only), for the Ray engine and stage.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,14 @@ from solarstream import Upstage
 from solarstream.emulator import Emulator
 from tests.helpers import FAST_RETRY, ThreadedEmulator
 from tests.rawserver import RawServer
+
+#: Ray on loopback only, for this process and the commands it starts (set before anything imports
+#: ray, which reads them once): no usage report, no token authentication (it would keep the
+#: commands from joining), and this Ray's switch that makes it bind 127.0.0.1 as asked instead of
+#: the machine's outward interface
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+for _name, _value in RAY_ENV.items():
+    os.environ.setdefault(_name, _value)
 
 #: distinctive secrets: tests assert they never leak into messages, reprs or logs
 API_KEY = "up_SeCrEtKeY4Tests9x7Q2"
@@ -157,3 +168,19 @@ def llm_home(threaded_emu: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setenv("UPSTAGE_BASE_URL", threaded_emu.base_url)
     monkeypatch.setenv("UPSTAGE_API_KEY", API_KEY)
     return home
+
+
+@pytest.fixture(scope="session")
+def ray_address() -> Iterator[str]:
+    """One local Ray for the whole session (2 CPUs, loopback, no dashboard); its address, which
+    the commands the tests start join through ``RAY_ADDRESS``."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", logging_level=logging.WARNING,
+             namespace="solarstream-tests")
+    address = str(ray.get_runtime_context().gcs_address)
+    assert address.startswith("127.0.0.1:"), address  # never the outward interface
+    try:
+        yield address
+    finally:
+        ray.shutdown()

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..batch.job import BatchJob, JobSettings
     from ..batch.progress import Display
     from ..batch.summary import BatchSummary
+    from ..batch.transport import RunStats
     from ..providers.openai_compatible import OpenAICompatibleProvider
 
 __all__ = ["batch"]
@@ -108,9 +109,11 @@ def _signals_interrupt(loop: asyncio.AbstractEventLoop, job: BatchJob, display: 
               help="Record invalid lines as errors (code invalid_request) and send the rest.")
 @click.option("--retry-failed", is_flag=True, help="Send again the requests whose record is an error, replacing it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary: only errors.")
-@click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS]",
-              help="Run on a Ray cluster (the 'ray' engine; not available yet).")
-@click.option("--ray-workers", type=click.IntRange(min=1), metavar="N", help="Ray workers (with --ray).")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+              help="Send the requests from Ray workers (extra 'ray'): alone, $RAY_ADDRESS or a local Ray; or a "
+                   "cluster's address (auto, ray://HOST:10001). OUTPUT stays on this machine.")
+@click.option("--ray-workers", type=click.IntRange(min=1), metavar="N",
+              help="Ray workers sending requests (with --ray; default: the cluster's CPUs).")
 @_connection_options
 def batch(
     input: Path,
@@ -187,14 +190,15 @@ class _EngineChoice:
     def __init__(self, factory: EngineFactory | None, address: str | None, workers: int | None) -> None:
         self.factory, self.address, self.workers = factory, address, workers
 
-    def build(self, settings: JobSettings, provider: OpenAICompatibleProvider, limiter: Limiter) -> Engine | None:
+    def build(self, settings: JobSettings, provider: OpenAICompatibleProvider, limiter: Limiter,
+              stats: RunStats) -> Engine | None:
         if self.factory is None:
             return None
         from ..batch.transport import batch_retry_policy
 
         return self.factory(address=self.address, workers=self.workers, provider=provider, limiter=limiter,
                             policy=batch_retry_policy(settings.max_attempts), stream=settings.stream,
-                            concurrency=settings.concurrency)
+                            concurrency=settings.concurrency, stats=stats)
 
 
 def _run(settings: JobSettings, conn: Connection, rpm: float | None, tpm: float | None, quiet: bool,
@@ -202,6 +206,7 @@ def _run(settings: JobSettings, conn: Connection, rpm: float | None, tpm: float 
     from .._retry import Limiter
     from ..batch.job import BatchJob
     from ..batch.progress import make_display
+    from ..batch.transport import RunStats
     from ..providers.openai_compatible import OpenAICompatibleProvider
 
     display = make_display("none" if quiet else "auto")
@@ -215,8 +220,9 @@ def _run(settings: JobSettings, conn: Connection, rpm: float | None, tpm: float 
         async with open_client(conn) as client:
             provider = client.provider
             assert isinstance(provider, OpenAICompatibleProvider)
-            job = BatchJob(settings, provider, limiter, display=display,
-                           engine=engine.build(settings, provider, limiter))
+            stats = RunStats()
+            job = BatchJob(settings, provider, limiter, display=display, stats=stats,
+                           engine=engine.build(settings, provider, limiter, stats))
             with _signals_interrupt(asyncio.get_running_loop(), job, display):
                 return await job.run()
 

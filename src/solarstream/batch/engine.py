@@ -130,8 +130,9 @@ class EngineUnavailable(InvalidRequestError):
 
 
 #: what builds an engine other than the local one; the command calls it as
-#: ``factory(address=, workers=, provider=, limiter=, policy=, stream=, concurrency=)`` (``address``
-#: is ``"auto"`` for a bare ``--ray``) and hands the engine to the job
+#: ``factory(address=, workers=, provider=, limiter=, policy=, stream=, concurrency=, stats=)``
+#: (``address`` is ``""`` for a bare ``--ray``; ``stats`` the job's ``RunStats``, which the engine
+#: counts attempts and retries into) and hands the engine to the job
 EngineFactory = Callable[..., Engine]
 
 
@@ -147,6 +148,6 @@ def select_engine(ray: str | None = None, ray_workers: int | None = None) -> Eng
         factory: EngineFactory = module.RayEngine
     except (ImportError, AttributeError):
         raise EngineUnavailable(
-            "the Ray engine is not available: this solarstream has no 'ray' extra or engine yet "
-            "(run without --ray to use the local engine)", param="ray") from None
+            "the Ray engine is not available: Ray is not installed; pip install 'solarstream[ray]' "
+            "(or run without --ray to use the local engine)", param="ray") from None
     return factory

@@ -82,12 +82,13 @@ class BatchJob:
     """Runs ``settings`` with ``provider`` and ``limiter``; ``interrupt()`` stops it cleanly."""
 
     def __init__(self, settings: JobSettings, provider: OpenAICompatibleProvider, limiter: Limiter, *,
-                 display: Display | None = None, engine: Engine | None = None) -> None:
+                 display: Display | None = None, engine: Engine | None = None, stats: RunStats | None = None) -> None:
         self.settings = settings
         self.provider = provider
         self.limiter = limiter
         self.display = display or NoDisplay(sys.stderr)
-        self.stats = RunStats()
+        #: the run's attempts and retries (an engine given here counts into the same ``stats``)
+        self.stats = stats or RunStats()
         self.policy = batch_retry_policy(settings.max_attempts)
         self.engine = engine or LocalEngine(
             Executor(provider, limiter=limiter, policy=self.policy, stream=settings.stream, stats=self.stats),
