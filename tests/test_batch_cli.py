@@ -32,12 +32,15 @@ def invoke(*args: str | Path) -> Result:
 
 
 @pytest.mark.parametrize("args", [["--ray"], ["--ray=ray://10.0.0.1:10001"], ["--ray", "--ray-workers", "4"]])
-def test_the_ray_engine_is_not_there_yet_and_says_so(tmp_path: Path, args: list[str]) -> None:
+def test_without_ray_installed_ray_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        args: list[str]) -> None:
+    for name in ("ray", "solarstream.ray"):  # as on a machine without the 'ray' extra
+        monkeypatch.setitem(sys.modules, name, None)
     source, _ = prompts_file(tmp_path / "in.jsonl", 1)
     result = invoke(source, "--offline", *args)
     assert result.exit_code == 2
-    assert result.stderr.strip() == ("solarstream: error: the Ray engine is not available: this solarstream has no "
-                                     "'ray' extra or engine yet (run without --ray to use the local engine)")
+    assert result.stderr.strip() == ("solarstream: error: the Ray engine is not available: Ray is not installed; "
+                                     "pip install 'solarstream[ray]' (or run without --ray to use the local engine)")
     assert not (tmp_path / "in.results.jsonl").exists()
 
 
