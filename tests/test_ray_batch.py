@@ -179,8 +179,11 @@ async def test_the_driver_killed_with_kill_9_is_resumed_by_running_it_again(
     assert set(final) == set(prompts)
     assert all(content(r) == expected_answer(prompts[c]) for c, r in final.items())
     by_prompt = {text: cid for cid, text in prompts.items()}
-    resent = sorted(by_prompt[text] for text in sent_prompts(emu, seen))
-    assert resent == sorted(set(prompts) - recorded)  # each missing id once; no recorded id again
+    resent = collections.Counter(by_prompt[text] for text in sent_prompts(emu, seen))
+    assert set(resent) == set(prompts) - recorded  # every missing id sent; no recorded id again
+    # each once, but for the (at most --concurrency) requests the dead driver's workers had in flight:
+    # Ray may take a moment to end their processes, so one may still reach the emulator after ``seen``
+    assert sum(resent.values()) - len(resent) <= 2, resent
     assert f"{len(recorded)} already done before this run" in err
 
 
