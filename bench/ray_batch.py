@@ -8,7 +8,8 @@ rounds are interleaved and medians compared.
 Two figures per engine: the whole job (start-up included: for Ray, connecting and starting the
 workers) at N requests, and a 1-request job. Ray's cost per request is the difference of the
 slopes, ((T_N - T_1) / (N - 1)) for Ray minus the same for the local engine: what each request
-pays for its two trips through Ray (driver to worker and back) on top of the HTTP call.
+pays for its two round trips through Ray (driver to worker and back, worker to the limiter actor
+and back) on top of the HTTP call.
 
 ``python bench/ray_batch.py`` (about 3 minutes on 2 cores) writes bench/RAY_RESULTS.md and
 bench/ray_results.json; ``--quick`` runs small sizes and writes nothing.
@@ -95,7 +96,8 @@ def report(r: dict[str, Any], command: str) -> str:
     lines += ["", "Ray's own cost per request (per request on Ray minus per request locally):", ""]
     lines += [f"- {name}: {r['per_request_ms'][name] - local:+.3f} ms" for name in ENGINES if name != "local"]
     lines += ["", "On one machine the Ray engine cannot be faster: the HTTP work is the same and each request "
-              "adds two trips through Ray. It pays where the work is spread over machines (docs/scale.md)."]
+              "adds two round trips through Ray (driver to worker, worker to the limiter actor). It pays "
+              "where the work is spread over machines (docs/scale.md)."]
     return "\n".join(lines)
 
 
