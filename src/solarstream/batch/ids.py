@@ -39,7 +39,7 @@ class IdTable:
         slots = _MIN_SLOTS
         while slots < capacity * 2:
             slots *= 2
-        self._keys = array("Q", bytes(8 * slots))
+        self._keys = array("Q", [0]) * slots
         self._flags = bytearray(slots)
         self._mask = slots - 1
         self._used = 0
@@ -93,7 +93,7 @@ class IdTable:
     def _grow(self) -> None:
         old_keys, old_flags = self._keys, self._flags
         slots = len(old_keys) * 2
-        self._keys = array("Q", bytes(8 * slots))
+        self._keys = array("Q", [0]) * slots
         self._flags = bytearray(slots)
         self._mask = slots - 1
         keys, flags, mask = self._keys, self._flags, self._mask

@@ -161,6 +161,13 @@ def remove_stale_temporary(path: Path) -> None:
         _temporary(path).unlink()
 
 
+def _sync_and_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class RecordWriter:
     """Appends records to OUTPUT, one ``write`` per record; synced at most every ``sync_interval``."""
 
@@ -171,12 +178,11 @@ class RecordWriter:
         self._fd: int | None = None
         self._unsynced = False
         self._syncer: asyncio.Task[None] | None = None
-        self._fsync: asyncio.Future[None] | None = None
 
     def open(self, scan: Scan | None = None) -> None:
         existed = self.path.exists()
-        self._fd = fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0),
-                                0o644)
+        # not inherited by child processes: os.open's descriptors never are (PEP 446)
+        self._fd = fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if scan is not None and scan.torn_at is not None:
             os.ftruncate(fd, scan.torn_at)
             os.fsync(fd)
@@ -187,46 +193,45 @@ class RecordWriter:
         if not existed:
             _fsync_dir(self.path)
 
-    def _write(self, data: bytes) -> None:
-        assert self._fd is not None, "RecordWriter.open() first"
+    def _write(self, data: bytes) -> int:
+        fd = self._fd
+        assert fd is not None, "RecordWriter.open() first"
         view = memoryview(data)
         while view:
-            written = os.write(self._fd, view)
+            written = os.write(fd, view)
             view = view[written:]
+        return fd
 
     def write(self, line: bytes) -> None:
         """Append one record line (ending in a line break)."""
-        self._write(line)
+        fd = self._write(line)
         self.written += 1
         if self.sync_interval <= 0:
-            os.fsync(self._fd)  # type: ignore[arg-type]
-        elif not self._unsynced:
+            os.fsync(fd)
+        else:
             self._unsynced = True
             if self._syncer is None or self._syncer.done():
-                self._syncer = asyncio.get_running_loop().create_task(self._sync_later())
+                self._syncer = asyncio.get_running_loop().create_task(self._sync_later(fd))
 
-    async def _sync_later(self) -> None:
-        await asyncio.sleep(self.sync_interval)
-        fd = self._fd
-        if fd is not None and self._unsynced:
-            self._unsynced = False
-            # shielded: a cancelled job still waits for a sync under way before closing the file
-            self._fsync = asyncio.ensure_future(asyncio.to_thread(os.fsync, fd))
-            await asyncio.shield(self._fsync)
+    async def _sync_later(self, fd: int) -> None:
+        """While records come: an interval's wait, then one sync of them all, in a thread and on a
+        copy of ``fd`` that the thread closes (``aclose`` cancels this task and never waits for it)."""
+        while self._unsynced:
+            await asyncio.sleep(self.sync_interval)
+            self._unsynced = False  # records written from now on wait for the next round
+            with contextlib.suppress(OSError):  # not the job's end: the sync at the close reports it
+                await asyncio.to_thread(_sync_and_close, os.dup(fd))
 
     async def aclose(self) -> None:
-        """Sync what is written and close (also on cancellation: OUTPUT is left whole)."""
+        """Sync what is written and close (also when the job is cancelled: OUTPUT is left whole)."""
         syncer, self._syncer = self._syncer, None
         if syncer is not None:
             syncer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await syncer
-        if self._fsync is not None:
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await self._fsync
         fd, self._fd = self._fd, None
         if fd is not None:
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+        if syncer is not None:
+            await asyncio.wait({syncer})  # the syncer is gone when this returns
