@@ -36,7 +36,6 @@ __all__ = [
     "stray_ids",
 ]
 
-_BUFFER = 1 << 20
 #: at most this often, records written since the last fsync are synced (0: after every record)
 SYNC_INTERVAL = 1.0
 _YIELD_EVERY = 4095
@@ -65,7 +64,7 @@ class Scan:
 def _lines(path: Path) -> Iterator[tuple[int, int, bytes]]:
     """``(line number, byte offset, raw line)`` of every line of ``path``."""
     offset = 0
-    with open(path, "rb", buffering=_BUFFER) as f:
+    with open(path, "rb") as f:
         for number, raw in enumerate(f, 1):
             yield number, offset, raw
             offset += len(raw)
@@ -130,8 +129,8 @@ async def drop_error_records(path: Path, table: IdTable, scan: Scan) -> int:
     lose ``DONE_ERROR`` so they are sent again. Returns how many were dropped."""
     temporary = _temporary(path)
     dropped = 0
-    # local files, buffered: the loop gets its turns from the sleep(0) every few thousand lines
-    with open(temporary, "wb", buffering=_BUFFER) as out:  # noqa: ASYNC230
+    # a local file: the loop gets its turns from the sleep(0) every few thousand lines
+    with open(temporary, "wb") as out:  # noqa: ASYNC230
         for number, offset, raw in _lines(path):
             if not number & _YIELD_EVERY:
                 await asyncio.sleep(0)
@@ -176,7 +175,8 @@ class RecordWriter:
         self.sync_interval = sync_interval
         self.written = 0
         self._fd: int | None = None
-        self._unsynced = False
+        #: records written when the last sync began
+        self._synced = 0
         self._syncer: asyncio.Task[None] | None = None
 
     def open(self, scan: Scan | None = None) -> None:
@@ -208,17 +208,16 @@ class RecordWriter:
         self.written += 1
         if self.sync_interval <= 0:
             os.fsync(fd)
-        else:
-            self._unsynced = True
-            if self._syncer is None or self._syncer.done():
-                self._syncer = asyncio.get_running_loop().create_task(self._sync_later(fd))
+        elif self._syncer is None or self._syncer.done():
+            self._syncer = asyncio.get_running_loop().create_task(self._sync_later(fd))
 
     async def _sync_later(self, fd: int) -> None:
         """While records come: an interval's wait, then one sync of them all, in a thread and on a
-        copy of ``fd`` that the thread closes (``aclose`` cancels this task and never waits for it)."""
-        while self._unsynced:
+        copy of ``fd`` that the thread closes (``aclose`` cancels this task; a sync under way ends in
+        its thread, and the close does not wait for it)."""
+        while self._synced < self.written:
             await asyncio.sleep(self.sync_interval)
-            self._unsynced = False  # records written from now on wait for the next round
+            self._synced = self.written  # records written from now on wait for the next round
             with contextlib.suppress(OSError):  # not the job's end: the sync at the close reports it
                 await asyncio.to_thread(_sync_and_close, os.dup(fd))
 
