@@ -237,7 +237,7 @@ def test_the_table_costs_9_bytes_a_slot_and_is_at_most_half_full() -> None:
     assert holds_slots(traced_bytes(lambda: IdTable(capacity=512)), 1024)
     assert holds_slots(traced_bytes(lambda: IdTable(capacity=513)), 2048)
     assert holds_slots(traced_bytes(lambda: IdTable(capacity=1024)), 2048)
-    assert holds_slots(traced_bytes(lambda: IdTable(capacity=1_000_000)), 2**21)  # ~19 MB for a million
+    assert holds_slots(traced_bytes(lambda: IdTable(capacity=1_000_000)), 2**21)  # 18 MiB for a million
 
     names = [f"row-{i}" for i in range(1025)]
 

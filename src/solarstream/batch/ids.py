@@ -3,7 +3,7 @@
 A job over a million lines must know, for every id, whether INPUT has it (duplicates) and whether
 OUTPUT already holds its record (resume). A ``set`` of the ids would cost ~100 bytes an id; this
 table costs 9 bytes a slot (open addressing in an ``array`` of hashes and a ``bytearray`` of flags,
-at most half full): ~19 MB for 1,000,000 ids (2²¹ slots). Two ids share a hash with probability ~n²/2⁶⁵
+at most half full): ~18 MB for 1,000,000 ids. Two ids share a hash with probability ~n²/2⁶⁵
 (3·10⁻⁸ for a million); the hash is Python's keyed string hash, fresh in each process.
 """
 
