@@ -11,6 +11,7 @@ disk error would): what a sync did is otherwise visible only after a power cut.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import os
 import resource
@@ -20,7 +21,7 @@ import threading
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -597,6 +598,42 @@ async def test_closing_leaves_a_sync_under_way_its_own_descriptor_and_no_task(
     assert fsync.errors == []  # the sync in its thread still had a descriptor, its own
     await asyncio.to_thread(lambda: None)  # the thread's close is done before it takes new work
     assert open_descriptors() == before
+
+
+class OneThread(concurrent.futures.ThreadPoolExecutor):
+    """An executor of one thread that says when work is handed to it (on the loop's thread)."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.submitted = asyncio.Event()
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
+        self.submitted.set()
+        return super().submit(fn, *args, **kwargs)
+
+
+async def test_a_sync_still_queued_for_a_thread_at_the_close_runs_and_closes_its_descriptor(
+        tmp_path: Path, fsync: FsyncSpy) -> None:
+    loop = asyncio.get_running_loop()
+    executor = OneThread()
+    loop.set_default_executor(executor)
+    busy = threading.Event()
+    blocker = loop.run_in_executor(None, busy.wait, 30)  # the only thread is taken
+    executor.submitted.clear()
+    output = tmp_path / "out.jsonl"
+    writer = RecordWriter(output, sync_interval=0.001)
+    writer.open()
+    before = open_descriptors()
+    writer.write(ok("a"))
+    await asyncio.wait_for(executor.submitted.wait(), 30)  # the sync is queued, with its copy
+    assert open_descriptors() == before + 1
+    await writer.aclose()
+    busy.set()
+    await blocker
+    await loop.run_in_executor(None, lambda: None)  # one thread, in order: the sync has run
+    executor.shutdown(wait=True)
+    assert fsync.of(output) == [False, True]
+    assert open_descriptors() == before - 1  # OUTPUT's own is closed, and the copy too
 
 
 async def test_closing_before_the_interval_ends_cancels_the_wait_and_syncs_once(

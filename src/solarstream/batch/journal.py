@@ -215,11 +215,13 @@ class RecordWriter:
         """While records come: an interval's wait, then one sync of them all, in a thread and on a
         copy of ``fd`` that the thread closes (``aclose`` cancels this task; a sync under way ends in
         its thread, and the close does not wait for it)."""
+        loop = asyncio.get_running_loop()
         while self._synced < self.written:
             await asyncio.sleep(self.sync_interval)
             self._synced = self.written  # records written from now on wait for the next round
             with contextlib.suppress(OSError):  # not the job's end: the sync at the close reports it
-                await asyncio.to_thread(_sync_and_close, os.dup(fd))
+                # shielded: a cancel must not take a queued sync off the executor (the copy would leak)
+                await asyncio.shield(loop.run_in_executor(None, _sync_and_close, os.dup(fd)))
 
     async def aclose(self) -> None:
         """Sync what is written and close (also when the job is cancelled: OUTPUT is left whole)."""
