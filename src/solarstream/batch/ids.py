@@ -10,7 +10,6 @@ at most half full): ~18 MB for 1,000,000 ids. Two ids share a hash with probabil
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator
 
 __all__ = ["DONE_ERROR", "DONE_OK", "IN_INPUT", "IdTable", "id_hash"]
 
@@ -31,7 +30,10 @@ def id_hash(custom_id: str) -> int:
 
 
 class IdTable:
-    """id hash -> flags (``IN_INPUT | DONE_OK | DONE_ERROR``); flags only accumulate or are cleared."""
+    """id hash -> flags (``IN_INPUT | DONE_OK | DONE_ERROR``); flags only accumulate or are cleared.
+
+    An empty slot's flags are always 0, so looking up or clearing an unknown id needs no test of
+    its key: its empty slot reads 0 and stays 0."""
 
     __slots__ = ("_flags", "_keys", "_mask", "_used")
 
@@ -39,7 +41,7 @@ class IdTable:
         slots = _MIN_SLOTS
         while slots < capacity * 2:
             slots *= 2
-        self._keys = array("Q", bytes(8 * slots))
+        self._keys = array("Q", [0]) * slots
         self._flags = bytearray(slots)
         self._mask = slots - 1
         self._used = 0
@@ -58,8 +60,7 @@ class IdTable:
 
     def get(self, custom_id: str) -> int:
         """The id's flags (0: unknown)."""
-        slot = self._slot(id_hash(custom_id))
-        return self._flags[slot] if self._keys[slot] else 0
+        return self._flags[self._slot(id_hash(custom_id))]
 
     def add(self, custom_id: str, flags: int) -> int:
         """Set ``flags`` on the id (adding it if new); returns the flags it had before (0: new)."""
@@ -78,22 +79,16 @@ class IdTable:
 
     def clear(self, custom_id: str, flags: int) -> None:
         """Remove ``flags`` from the id (it stays in the table)."""
-        slot = self._slot(id_hash(custom_id))
-        if self._keys[slot]:
-            self._flags[slot] &= ~flags & 0xFF
+        self._flags[self._slot(id_hash(custom_id))] &= ~flags & 0xFF
 
     def count(self, any_of: int, lacking: int = 0) -> int:
         """How many ids have at least one flag of ``any_of`` and none of ``lacking``."""
-        return sum(1 for f in self._iter_flags() if f & any_of and not f & lacking)
-
-    def _iter_flags(self) -> Iterator[int]:
-        keys = self._keys
-        return (f for i, f in enumerate(self._flags) if keys[i])
+        return sum(1 for f in self._flags if f & any_of and not f & lacking)
 
     def _grow(self) -> None:
         old_keys, old_flags = self._keys, self._flags
         slots = len(old_keys) * 2
-        self._keys = array("Q", bytes(8 * slots))
+        self._keys = array("Q", [0]) * slots
         self._flags = bytearray(slots)
         self._mask = slots - 1
         keys, flags, mask = self._keys, self._flags, self._mask

@@ -36,7 +36,6 @@ __all__ = [
     "stray_ids",
 ]
 
-_BUFFER = 1 << 20
 #: at most this often, records written since the last fsync are synced (0: after every record)
 SYNC_INTERVAL = 1.0
 _YIELD_EVERY = 4095
@@ -65,7 +64,7 @@ class Scan:
 def _lines(path: Path) -> Iterator[tuple[int, int, bytes]]:
     """``(line number, byte offset, raw line)`` of every line of ``path``."""
     offset = 0
-    with open(path, "rb", buffering=_BUFFER) as f:
+    with open(path, "rb") as f:
         for number, raw in enumerate(f, 1):
             yield number, offset, raw
             offset += len(raw)
@@ -130,8 +129,8 @@ async def drop_error_records(path: Path, table: IdTable, scan: Scan) -> int:
     lose ``DONE_ERROR`` so they are sent again. Returns how many were dropped."""
     temporary = _temporary(path)
     dropped = 0
-    # local files, buffered: the loop gets its turns from the sleep(0) every few thousand lines
-    with open(temporary, "wb", buffering=_BUFFER) as out:  # noqa: ASYNC230
+    # a local file: the loop gets its turns from the sleep(0) every few thousand lines
+    with open(temporary, "wb") as out:  # noqa: ASYNC230
         for number, offset, raw in _lines(path):
             if not number & _YIELD_EVERY:
                 await asyncio.sleep(0)
@@ -161,6 +160,13 @@ def remove_stale_temporary(path: Path) -> None:
         _temporary(path).unlink()
 
 
+def _sync_and_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class RecordWriter:
     """Appends records to OUTPUT, one ``write`` per record; synced at most every ``sync_interval``."""
 
@@ -169,14 +175,14 @@ class RecordWriter:
         self.sync_interval = sync_interval
         self.written = 0
         self._fd: int | None = None
-        self._unsynced = False
+        #: records written when the last sync began
+        self._synced = 0
         self._syncer: asyncio.Task[None] | None = None
-        self._fsync: asyncio.Future[None] | None = None
 
     def open(self, scan: Scan | None = None) -> None:
         existed = self.path.exists()
-        self._fd = fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0),
-                                0o644)
+        # not inherited by child processes: os.open's descriptors never are (PEP 446)
+        self._fd = fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if scan is not None and scan.torn_at is not None:
             os.ftruncate(fd, scan.torn_at)
             os.fsync(fd)
@@ -187,46 +193,46 @@ class RecordWriter:
         if not existed:
             _fsync_dir(self.path)
 
-    def _write(self, data: bytes) -> None:
-        assert self._fd is not None, "RecordWriter.open() first"
+    def _write(self, data: bytes) -> int:
+        fd = self._fd
+        assert fd is not None, "RecordWriter.open() first"
         view = memoryview(data)
         while view:
-            written = os.write(self._fd, view)
+            written = os.write(fd, view)
             view = view[written:]
+        return fd
 
     def write(self, line: bytes) -> None:
         """Append one record line (ending in a line break)."""
-        self._write(line)
+        fd = self._write(line)
         self.written += 1
         if self.sync_interval <= 0:
-            os.fsync(self._fd)  # type: ignore[arg-type]
-        elif not self._unsynced:
-            self._unsynced = True
-            if self._syncer is None or self._syncer.done():
-                self._syncer = asyncio.get_running_loop().create_task(self._sync_later())
+            os.fsync(fd)
+        elif self._syncer is None or self._syncer.done():
+            self._syncer = asyncio.get_running_loop().create_task(self._sync_later(fd))
 
-    async def _sync_later(self) -> None:
-        await asyncio.sleep(self.sync_interval)
-        fd = self._fd
-        if fd is not None and self._unsynced:
-            self._unsynced = False
-            # shielded: a cancelled job still waits for a sync under way before closing the file
-            self._fsync = asyncio.ensure_future(asyncio.to_thread(os.fsync, fd))
-            await asyncio.shield(self._fsync)
+    async def _sync_later(self, fd: int) -> None:
+        """While records come: an interval's wait, then one sync of them all, in a thread and on a
+        copy of ``fd`` that the thread closes (``aclose`` cancels this task; a sync under way ends in
+        its thread, and the close does not wait for it)."""
+        loop = asyncio.get_running_loop()
+        while self._synced < self.written:
+            await asyncio.sleep(self.sync_interval)
+            self._synced = self.written  # records written from now on wait for the next round
+            with contextlib.suppress(OSError):  # not the job's end: the sync at the close reports it
+                # shielded: a cancel must not take a queued sync off the executor (the copy would leak)
+                await asyncio.shield(loop.run_in_executor(None, _sync_and_close, os.dup(fd)))
 
     async def aclose(self) -> None:
-        """Sync what is written and close (also on cancellation: OUTPUT is left whole)."""
+        """Sync what is written and close (also when the job is cancelled: OUTPUT is left whole)."""
         syncer, self._syncer = self._syncer, None
         if syncer is not None:
             syncer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await syncer
-        if self._fsync is not None:
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await self._fsync
         fd, self._fd = self._fd, None
         if fd is not None:
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+        if syncer is not None:
+            await asyncio.wait({syncer})  # the syncer is gone when this returns
