@@ -264,6 +264,31 @@ def test_events_before_an_oversized_one_are_handed_out_first() -> None:
         decoder.feed(b"data: c\n\n")
 
 
+def test_events_hands_out_each_event_before_decoding_the_rest_of_the_read() -> None:
+    decoder = SSEDecoder(max_event_size=100)
+    events = decoder.events(b"data: a\n\n: ping\n\nevent: e\ndata: b\n\ndata: " + b"y" * 200 + b"\n\n")
+    assert next(events) == E("a")
+    assert decoder.comments == 0  # the rest of the read is not decoded yet
+    assert next(events) == ServerSentEvent("b", "e")
+    with pytest.raises(StreamError, match="exceeded 100 bytes"):  # the oversized one, after both
+        next(events)
+    with pytest.raises(StreamError, match="exceeded 100 bytes"):
+        list(decoder.events(b"data: c\n\n"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.lists(st.text(alphabet="ab é:", max_size=12), min_size=1, max_size=3), max_size=4),
+       cuts=st.lists(st.integers(0, 10_000), max_size=6), eol=_eol)
+def test_events_and_feed_agree_however_the_stream_is_split(values: list[list[str]], cuts: list[int],
+                                                           eol: str) -> None:
+    stream = "".join("".join(f"data: {v}{eol}" for v in lines) + eol for lines in values).encode()
+    points = sorted({c % (len(stream) + 1) for c in cuts})
+    pieces = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    lazy, eager = SSEDecoder(), SSEDecoder()
+    assert [e for piece in pieces for e in lazy.events(piece)] == [e for piece in pieces for e in eager.feed(piece)]
+    assert lazy.close() == eager.close()
+
+
 def test_an_oversized_event_split_over_reads_raises_before_it_ends() -> None:
     decoder = SSEDecoder(max_event_size=100)
     decoder.feed(b"data: " + b"z" * 60)

@@ -11,6 +11,8 @@ is safe. There is no per-line limit, only a cap on one event's size.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from .errors import StreamError
 
 __all__ = ["DEFAULT_MAX_EVENT_SIZE", "SSEDecoder", "ServerSentEvent"]
@@ -87,6 +89,19 @@ class SSEDecoder:
         returning the events completed before the oversized one, so none of them is lost — and
         every later ``feed()`` or ``close()`` raises it again (the rest of the stream is not read
         from the middle of the oversized event)."""
+        events: list[ServerSentEvent] = []
+        try:
+            events.extend(self.events(chunk))
+        except StreamError:
+            if not events:
+                raise
+        return events  # past the cap: what completed first; the next feed() or close() raises
+
+    def events(self, chunk: bytes) -> Iterator[ServerSentEvent]:
+        """``feed()`` one event at a time, for a reader that acts on the first event of a read
+        before the rest are decoded (a read can hold a whole answer). Past the size cap it raises
+        ``StreamError`` after the events completed before. Iterate it to the end (or drop the
+        decoder) before the next read."""
         if self._failed is not None:
             raise self._failed
         if self._skip_lf and chunk:
@@ -99,14 +114,14 @@ class SSEDecoder:
             self._tail_size += len(chunk)
             if self._tail_size - _LINE_OVERHEAD + self._size > self._max_event_size:
                 raise self._too_large()
-            return []
+            return
         buffer = b"".join((*self._tail, chunk))  # one piece: the piece itself, not a copy
         self._tail.clear()
         self._tail_size = 0
         if self._bom_pending:
             if len(buffer) < len(_BOM) and _BOM.startswith(buffer):
                 self._keep_tail(buffer)  # could still be a BOM: wait for more
-                return []
+                return
             self._bom_pending = False
             if buffer.startswith(_BOM):
                 buffer = buffer[len(_BOM) :]
@@ -116,38 +131,30 @@ class SSEDecoder:
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         lines = buffer.split(b"\n")
         self._keep_tail(lines.pop())
-        events: list[ServerSentEvent] = []
         data = self._data
         limit = self._max_event_size
         for line in lines:
             if not line:
                 if data:
-                    events.append(self._dispatch())
+                    yield self._dispatch()
                 else:
                     self._event = ""
             elif line[:6] == b"data: ":
                 self._size += len(line) - 5
                 if self._size > limit:
-                    return self._fail(events)
+                    raise self._too_large()
                 data.append(line[6:])
             else:
                 self._field(line)
                 if self._size > limit:
-                    return self._fail(events)
+                    raise self._too_large()
         if self._tail_size - _LINE_OVERHEAD + self._size > limit:
-            return self._fail(events)
-        return events
+            raise self._too_large()
 
     def _keep_tail(self, piece: bytes) -> None:
         if piece:
             self._tail.append(piece)
             self._tail_size = len(piece)
-
-    def _fail(self, events: list[ServerSentEvent]) -> list[ServerSentEvent]:
-        error = self._too_large()
-        if not events:
-            raise error
-        return events  # hand out what completed first; the next feed() or close() raises
 
     def close(self) -> bool:
         """End of stream. Returns whether an unterminated event was discarded."""

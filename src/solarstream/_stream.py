@@ -149,7 +149,7 @@ class ChatStream:
         released = False
         try:
             while data := await response.read_chunk():
-                for event in decoder.feed(data):
+                for event in decoder.events(data):
                     payload = event.data
                     if payload == "[DONE]":
                         self.done = True
