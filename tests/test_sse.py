@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from solarstream._sse import ServerSentEvent, SSEDecoder
 from solarstream.errors import StreamError
+from tests.helpers import reference_parse
 
 E = ServerSentEvent
 
@@ -187,46 +186,6 @@ def streams(draw: st.DrawFn) -> bytes:
     if draw(st.booleans()):
         out.append(draw(_line_text))  # an unterminated tail
     return "".join(out).encode()
-
-
-def reference_parse(stream: bytes) -> list[ServerSentEvent]:
-    """A direct, unoptimised reading of the WHATWG algorithm over the whole decoded text."""
-    text = stream.decode("utf-8", "replace")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    parts = re.split(r"\r\n|\r|\n", text)
-    lines = parts[:-1]  # the last part has no line end: discarded at EOF
-    events: list[ServerSentEvent] = []
-    data = ""
-    event_type = ""
-    last_id = ""
-    retry: int | None = None
-    for line in lines:
-        if line == "":
-            if data == "":
-                event_type = ""
-                continue
-            events.append(E(data[:-1] if data.endswith("\n") else data, event_type or "message", last_id, retry))
-            data, event_type = "", ""
-            continue
-        if line.startswith(":"):
-            continue
-        if ":" in line:
-            name, value = line.split(":", 1)
-            if value.startswith(" "):
-                value = value[1:]
-        else:
-            name, value = line, ""
-        if name == "data":
-            data += value + "\n"
-        elif name == "event":
-            event_type = value
-        elif name == "id":
-            if "\0" not in value:
-                last_id = value
-        elif name == "retry" and value and all(c in "0123456789" for c in value):
-            retry = int(value)
-    return events
 
 
 @settings(max_examples=300, deadline=None)
