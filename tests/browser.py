@@ -31,14 +31,21 @@ document.addEventListener("securitypolicyviolation",
 """
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+@contextmanager
+def chromium(*extra_args: str) -> Iterator[Browser]:
+    """Debian's Chromium, headless (Playwright's own browser download cannot work here)."""
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*ARGS, *extra_args])
         try:
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from solarstream.emulator import answers
 from solarstream.server.testing import GatewayThread, RunningGateway
+from tests.browser import TIMEOUT_MS, chromium
 from tests.helpers import LogWatch
 
-CHROMIUM = "/usr/bin/chromium"
 REBIND = "rebind.test"  # the attacker's name, resolving to 127.0.0.1
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic", f"--host-resolver-rules=MAP {REBIND} 127.0.0.1"]
 KEY = "gw-cors-key-41"
-TIMEOUT_MS = 10_000  # a hang guard for each wait, not a timing assertion
 CHAT = {"model": "solar-mini", "messages": [{"role": "user", "content": "spend my credits"}]}
 
 
@@ -56,12 +53,8 @@ def foreign() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium(f"--host-resolver-rules=MAP {REBIND} 127.0.0.1") as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
