@@ -8,12 +8,12 @@ import asyncio
 import json
 import os
 import sys
-import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from solarstream.emulator import Emulator, answers
+from tests.helpers import ThreadedEmulator
 from tests.rawserver import Reply, json_reply
 
 MODEL = "solar-mini"
@@ -126,34 +126,9 @@ def error_reply(status: int, code: str, message: str = "it failed", headers: Ite
     return json_reply(status, body, headers=(("x-request-id", f"req-{status}"), *headers))
 
 
-class EmulatorThread:
-    """An ``Emulator`` on its own loop in a daemon thread: for the in-process command (CliRunner),
-    which runs an event loop of its own on the test's thread."""
+class EmulatorThread(ThreadedEmulator):
+    """An ``Emulator`` on a background loop with the batch tests' unbounded limits: for the in-process
+    command (CliRunner), which runs an event loop of its own on the test's thread."""
 
     def __init__(self, **options: Any) -> None:
-        self._options = {**UNBOUND, **options}
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self.emulator: Emulator | None = None
-        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(),), daemon=True)
-
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        async with Emulator(**self._options) as emulator:
-            self.emulator = emulator
-            self._ready.set()
-            await self._stop.wait()
-
-    def __enter__(self) -> Emulator:
-        self._thread.start()
-        assert self._ready.wait(10)
-        assert self.emulator is not None
-        return self.emulator
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-        self._loop.close()
+        super().__init__(**{**UNBOUND, **options})

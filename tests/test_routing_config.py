@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -30,6 +28,7 @@ from solarstream.routing.deployment import Deployment
 from solarstream.server.command import serve
 from solarstream.server.config import GatewayConfig
 from solarstream.server.testing import running_gateway
+from tests.helpers import ThreadedEmulator
 from tests.test_cli import isolate_user_dirs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,45 +181,11 @@ def test_serve_config_errors_are_usage_errors(tmp_path: Path) -> None:
     assert "--config declares the upstreams itself" in result.output
 
 
-class Upstreams:
-    """Two emulators on a loop of their own (for processes and the CLI, which run their own loops)."""
-
-    def __init__(self, first: str | None = None, rpm: int | None = None) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._args = (first, rpm)
-        self.a: Emulator | None = None
-        self.b: Emulator | None = None
-        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(),), daemon=True)
-
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        first, rpm = self._args
-        async with Emulator(scenario=first, rpm=rpm) as a, Emulator() as b:
-            self.a, self.b = a, b
-            self._ready.set()
-            await self._stop.wait()
-
-    def __enter__(self) -> tuple[Emulator, Emulator]:
-        self._thread.start()
-        assert self._ready.wait(10)
-        assert self.a is not None
-        assert self.b is not None
-        return self.a, self.b
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-        self._loop.close()
-
-
 @contextmanager
 def upstream_pair(first: str | None = None, rpm: int | None = None) -> Iterator[tuple[Emulator, Emulator]]:
-    with Upstreams(first, rpm) as pair:
-        yield pair
+    """Two emulators on background loops (for processes and the CLI, which run their own loops)."""
+    with ThreadedEmulator(scenario=first, rpm=rpm) as a, ThreadedEmulator() as b:
+        yield a, b
 
 
 def two_deployments(a: Emulator, b: Emulator) -> str:
