@@ -95,10 +95,15 @@ async def shared_limit(work: Path, env: dict[str, str], limit: int, window: floa
             *solarstream_batch(str(source), "-o", str(output), "--base-url", emu.base_url, "--api-key", KEY,
                                "--concurrency", "16", "--quiet", "--ray", "--ray-workers", str(workers)),
             cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE)
-        await emu.wait_for_requests(2)
-        start = loop.time()
-        await emu.wait_for_requests(requests)
-        elapsed = loop.time() - start
+        try:  # (the bounds are hang guards for a job that fails early, not timing assertions)
+            await asyncio.wait_for(emu.wait_for_requests(2), 120)
+            start = loop.time()
+            await asyncio.wait_for(emu.wait_for_requests(requests), 600)
+            elapsed = loop.time() - start
+        except asyncio.TimeoutError:
+            proc.kill()
+            _, err = await proc.communicate()
+            raise RuntimeError(f"limited job: it stopped sending: {err.decode()[-500:]}") from None
         _, err = await proc.communicate()
         if proc.returncode != 0 or count_ok(output) != (requests, requests):
             raise RuntimeError(f"limited job: exit {proc.returncode}: {err.decode()[-500:]}")
